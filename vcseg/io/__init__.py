@@ -1,0 +1,1 @@
+"""Reading and writing the files vcseg works on: masks, frames, dataset layouts."""

@@ -1,0 +1,69 @@
+"""Reading video frames (JPG) and ordering them by their file stems."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vcseg.errors import VcsegError
+
+FRAME_SUFFIXES = (".jpg", ".jpeg")
+MASK_SUFFIX = ".png"
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def frame_sort_key(stem: str) -> tuple:
+    """Natural order: `frame2` before `frame10`, `00009` before `00010`."""
+    return tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(stem))
+
+
+def sorted_stems(stems: Iterable[str]) -> list[str]:
+    return sorted(stems, key=frame_sort_key)
+
+
+def is_frame_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in FRAME_SUFFIXES and not path.name.startswith(".")
+
+
+def is_mask_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() == MASK_SUFFIX and not path.name.startswith(".")
+
+
+def read_frame(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode a frame as an `(H, W, 3)` uint8 RGB array; VcsegError naming the file if broken."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()  # raises on truncated files, unlike the lazy open
+            return np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise VcsegError(f"{path}: frame file not found") from None
+    except Exception as error:
+        raise VcsegError(f"{path}: cannot decode frame ({error}); re-export or remove it") from None
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(height, width) of an image file from its header, without decoding the pixels."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception as error:
+        raise VcsegError(f"{path}: cannot read image header ({error})") from None
+    return height, width
+
+
+def numbering_gaps(stems: list[str]) -> list[tuple[str, str]]:
+    """Pairs of consecutive numeric stems whose numbers are not consecutive (frames missing between).
+
+    Only stems that are plain numbers take part; `00007`, `00009` gives [("00007", "00009")].
+    """
+    numbered = [(int(stem), stem) for stem in stems if stem.isdigit()]
+    numbered.sort()
+    return [(a_stem, b_stem) for (a, a_stem), (b, b_stem) in zip(numbered, numbered[1:]) if b - a > 1]
