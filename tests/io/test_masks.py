@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vcseg.errors import VcsegError
+from vcseg.io.masks import (MaskKind, RgbIdMap, davis_palette, read_mask, read_mask_with_kind,
+                            write_mask)
+
+
+def test_davis_palette_known_colours():
+    palette = davis_palette()
+    # The PASCAL VOC / DAVIS colour map: id 1 dark red, 2 dark green, 3 olive, 4 navy.
+    assert palette[0].tolist() == [0, 0, 0]
+    assert palette[1].tolist() == [128, 0, 0]
+    assert palette[2].tolist() == [0, 128, 0]
+    assert palette[3].tolist() == [128, 128, 0]
+    assert palette[4].tolist() == [0, 0, 128]
+    assert palette[255].tolist() == [224, 224, 192]
+
+
+def test_indexed_round_trip(tmp_path):
+    ids = np.arange(60, dtype=np.uint8).reshape(6, 10) % 9
+    write_mask(tmp_path / "m.png", ids)
+    with Image.open(tmp_path / "m.png") as image:
+        assert image.mode == "P"
+        assert image.getpalette()[3:6] == [128, 0, 0]
+    back, kind = read_mask_with_kind(tmp_path / "m.png")
+    assert kind is MaskKind.INDEXED
+    np.testing.assert_array_equal(back, ids)
+
+
+def test_write_is_atomic_and_leaves_no_temp(tmp_path):
+    write_mask(tmp_path / "m.png", np.zeros((3, 3), np.uint8))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.png"]
+    with pytest.raises(ValueError):
+        write_mask(tmp_path / "bad.png", np.zeros((2, 2, 2), np.uint8))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.png"]
+
+
+def test_gray_values_are_ids(tmp_path):
+    ids = np.array([[0, 1, 2], [3, 3, 0]], np.uint8)
+    Image.fromarray(ids, mode="L").save(tmp_path / "g.png")
+    back, kind = read_mask_with_kind(tmp_path / "g.png")
+    assert kind is MaskKind.GRAY
+    np.testing.assert_array_equal(back, ids)
+
+
+def test_binary_255_becomes_id_1_unless_raw(tmp_path):
+    raw = np.array([[0, 255], [255, 0]], np.uint8)
+    Image.fromarray(raw, mode="L").save(tmp_path / "b.png")
+    back, kind = read_mask_with_kind(tmp_path / "b.png")
+    assert kind is MaskKind.BINARY
+    np.testing.assert_array_equal(back, [[0, 1], [1, 0]])
+    np.testing.assert_array_equal(read_mask(tmp_path / "b.png", binary_to_id=False), raw)
+
+
+def test_rgb_refused_with_advice(tmp_path):
+    Image.new("RGB", (4, 4), (128, 0, 0)).save(tmp_path / "c.png")
+    with pytest.raises(VcsegError, match=r"c\.png: RGB mask.*--rgb-masks"):
+        read_mask(tmp_path / "c.png")
+
+
+def test_rgb_mapped_consistently_across_frames(tmp_path):
+    first = np.zeros((2, 3, 3), np.uint8)
+    first[0, 0] = (0, 128, 0)  # DAVIS colour of id 2
+    first[1, 2] = (10, 20, 30)  # not a palette colour: next free id
+    second = np.zeros((2, 3, 3), np.uint8)
+    second[1, 1] = (10, 20, 30)
+    Image.fromarray(first).save(tmp_path / "a.png")
+    Image.fromarray(second).save(tmp_path / "b.png")
+    colours = RgbIdMap()
+    a = read_mask(tmp_path / "a.png", rgb_map=colours)
+    b = read_mask(tmp_path / "b.png", rgb_map=colours)
+    assert a[0, 0] == 2 and a[1, 2] == 1 and b[1, 1] == 1
+    assert int(a.sum()) == 3 and int(b.sum()) == 1
+
+
+def test_16_bit(tmp_path):
+    small = np.array([[0, 7], [1, 0]], np.uint16)
+    Image.fromarray(small).save(tmp_path / "s.png")  # mode I;16
+    back, kind = read_mask_with_kind(tmp_path / "s.png")
+    assert kind is MaskKind.WIDE
+    np.testing.assert_array_equal(back, small)
+    Image.fromarray(np.array([[0, 300]], np.uint16)).save(tmp_path / "l.png")
+    with pytest.raises(VcsegError, match=r"l\.png: 16-bit mask with ids up to 300"):
+        read_mask(tmp_path / "l.png")
+
+
+def test_truncated_and_missing(tmp_path):
+    write_mask(tmp_path / "m.png", np.ones((50, 50), np.uint8))
+    data = (tmp_path / "m.png").read_bytes()
+    (tmp_path / "t.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(VcsegError, match=r"t\.png: cannot read mask"):
+        read_mask(tmp_path / "t.png")
+    with pytest.raises(VcsegError, match="not found"):
+        read_mask(tmp_path / "nope.png")

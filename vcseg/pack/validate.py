@@ -1,0 +1,228 @@
+"""The one validation pass behind `vcseg pack` and `vcseg pack --check`.
+
+`validate_source` checks a `MaskSource` (a folder of predictions or a finished zip) against the
+test frames and returns every problem at once, plus the plan of what goes into the zip:
+
+- layout: one folder per test video at the top level, `<video>/<frame stem>.png`, nothing else
+  (a wrapper folder, extra files, extra videos, missing videos and missing frames are reported);
+- per PNG: a readable PNG, single channel (P or L; see `vcseg.pack.png`), the frame's size;
+- per video: at most `MAX_IDS_PER_VIDEO` distinct nonzero ids over all its frames.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+
+from vcseg.errors import Problem, VcsegError
+from vcseg.io.frames import MASK_SUFFIX, frame_sort_key, image_size
+from vcseg.io.layouts import find_dataset
+from vcseg.pack.png import PngFindings, inspect_png
+from vcseg.pack.sources import MaskSource
+
+MAX_IDS_PER_VIDEO = 8  # the competition scores a video with more ids as 0
+
+Progress = Callable[[int, int], None]  # progress(done, total)
+
+
+@dataclass(frozen=True)
+class PlannedMask:
+    """One PNG of the submission: where it comes from and whether --fix re-encodes it."""
+
+    video: str
+    stem: str
+    name: str  # the source's name for it (may sit under a wrapper folder)
+    conversion: str | None  # vcseg.pack.png.BINARY / GRAY, or None: bytes copied as they are
+
+    @property
+    def arcname(self) -> str:
+        """Its name in the submission zip."""
+        return f"{self.video}/{self.stem}{MASK_SUFFIX}"
+
+
+@dataclass
+class Validation:
+    """Everything one validation pass found."""
+
+    problems: list[Problem] = field(default_factory=list)
+    masks: list[PlannedMask] = field(default_factory=list)  # by video, then frame order
+    ids_per_video: dict[str, int] = field(default_factory=dict)  # distinct nonzero ids
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def expected_frames(frames_root: str | os.PathLike[str]) -> dict[str, dict[str, Path]]:
+    """The test set's frames, {video: {stem: jpg path}}, for any layout `find_dataset` reads."""
+    dataset = find_dataset(frames_root)
+    videos = {video.name: video.frames for video in dataset.videos if video.frames}
+    if not videos:
+        raise VcsegError(f"{frames_root}: no test frames found; expected {frames_root}/<video>/*.jpg "
+                         f"or {frames_root}/JPEGImages/<video>/*.jpg")
+    return videos
+
+
+def _error(path: Path | None, message: str) -> Problem:
+    return Problem("error", path, message)
+
+
+def _is_hidden(parts: tuple[str, ...]) -> bool:
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
+
+
+def find_wrapper(names: list[str], videos: set[str]) -> str | None:
+    """The single folder that every video sits in (`NAME/<video>/...`), if the layout has one.
+
+    Only reported when no test video is at the top level and the folder's subfolders are test
+    videos, so an ordinary extra folder is not mistaken for a wrapper.
+    """
+    visible = [PurePosixPath(n).parts for n in names if not _is_hidden(PurePosixPath(n).parts)]
+    tops = {parts[0] for parts in visible if len(parts) > 1}
+    if len(tops) != 1 or tops & videos:
+        return None
+    top = next(iter(tops))
+    inner = {parts[1] for parts in visible if len(parts) > 2 and parts[0] == top}
+    return top if inner & videos else None
+
+
+def validate_source(source: MaskSource, frames: dict[str, dict[str, Path]], *, fix: bool = False,
+                    progress: Progress | None = None) -> Validation:
+    """Check `source` against the test `frames` ({video: {stem: jpg}}); never raises for per-file
+    problems, which are all collected in the result."""
+    result = Validation()
+    problems = result.problems
+    names = source.names()
+    videos = set(frames)
+
+    for name, count in sorted(Counter(names).items()):
+        if count > 1:
+            problems.append(_error(source.location(name), f"appears {count} times in the zip; "
+                                   "keep one entry per frame and pack again"))
+
+    wrapper = find_wrapper(names, videos)
+    if wrapper is not None:
+        problems.append(_error(source.location(wrapper), f"wrapper folder: the video folders are inside "
+                               f"'{wrapper}/', but they must be at the top level (`<video>/<frame>.png`); "
+                               "zip the video folders themselves, e.g. with vcseg pack"))
+
+    found: dict[str, dict[str, str]] = {}  # video -> stem -> source name
+    extra_videos: dict[str, int] = {}  # folder name -> files in it
+    hidden: Counter[str] = Counter()  # hidden file or folder -> files under it
+    for name in dict.fromkeys(names):  # unique, in order
+        parts = PurePosixPath(name).parts
+        if wrapper is not None and len(parts) > 1 and parts[0] == wrapper:
+            parts = parts[1:]
+            prefix = f"{wrapper}/"
+        else:
+            prefix = ""
+        if _is_hidden(parts):
+            cut = next(i for i, part in enumerate(parts) if part.startswith(".") or part == "__MACOSX")
+            hidden[prefix + "/".join(parts[:cut + 1])] += 1
+            continue
+        if len(parts) >= 2 and parts[0] not in videos:
+            extra_videos[prefix + parts[0]] = extra_videos.get(prefix + parts[0], 0) + 1
+            continue
+        if len(parts) != 2:
+            problems.append(_error(source.location(name), "extra file: not at `<video>/<frame>.png`; "
+                                   "the submission holds only one folder per test video with its PNGs; "
+                                   "remove it"))
+            continue
+        video, file_name = parts
+        stem, suffix = os.path.splitext(file_name)
+        if suffix != MASK_SUFFIX or stem not in frames[video]:
+            why = (f"'{suffix}' is not '{MASK_SUFFIX}'" if stem in frames[video]
+                   else f"video '{video}' has no frame '{stem}'")
+            problems.append(_error(source.location(name), f"extra file ({why}); the submission holds "
+                                   "only `<video>/<frame stem>.png` for each test frame; remove or rename it"))
+            continue
+        found.setdefault(video, {})[stem] = name
+
+    for item, count in sorted(hidden.items()):
+        if source.ships_every_file:
+            problems.append(_error(source.location(item), f"extra hidden entry ({count} file(s)); the "
+                                   "submission must hold nothing but the video folders; pack it again"))
+        else:
+            problems.append(Problem("warning", source.location(item),
+                                    f"hidden ({count} file(s)); ignored, not packed"))
+    for folder, count in sorted(extra_videos.items()):
+        problems.append(_error(source.location(folder), f"extra video: '{PurePosixPath(folder).name}' is "
+                               f"not a test video ({count} file(s)); remove it (the test set has "
+                               f"{len(videos)} videos)"))
+
+    inner = f"{wrapper}/" if wrapper is not None else ""
+    for video in sorted(videos):
+        if video not in found:
+            problems.append(_error(source.location(inner + video), f"missing video: no folder for test "
+                                   f"video '{video}' ({len(frames[video])} frames); predict it and pack again"))
+            continue
+        for stem, frame in frames[video].items():
+            if stem not in found[video]:
+                problems.append(_error(source.location(f"{inner}{video}/{stem}{MASK_SUFFIX}"),
+                                       f"missing frame: no PNG for frame {frame}; every test frame needs "
+                                       "its mask (all 0 where nobody is seen)"))
+
+    total = sum(len(stems) for stems in found.values())
+    done = 0
+    for video in sorted(found):
+        union: set[int] = set()
+        first_over: str | None = None  # the frame where the video first exceeds the id limit
+        for stem in sorted(found[video], key=frame_sort_key):
+            name = found[video][stem]
+            location = source.location(name)
+            findings = _check_one(source, name, frames[video][stem], location, fix, problems)
+            if findings is not None:
+                union |= findings.ids
+                if first_over is None and len(union) > MAX_IDS_PER_VIDEO:
+                    first_over = stem
+                if not findings.errors:
+                    result.masks.append(PlannedMask(video, stem, name, findings.conversion))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        result.ids_per_video[video] = len(union)
+        if first_over is not None:
+            problems.append(_error(source.location(inner + video), f"{len(union)} distinct ids over the "
+                                   f"video ({', '.join(map(str, sorted(union)))}), first over "
+                                   f"{MAX_IDS_PER_VIDEO} at frame {first_over}; at most "
+                                   f"{MAX_IDS_PER_VIDEO} per video, a video with more scores 0; keep "
+                                   f"{MAX_IDS_PER_VIDEO} (e.g. the largest) and set the rest to 0"))
+    return result
+
+
+def _check_one(source: MaskSource, name: str, frame: Path, location: Path, fix: bool,
+               problems: list[Problem]) -> PngFindings | None:
+    """Inspect one PNG against its frame: appends its problems and returns its findings, with the
+    size error added to `errors` (None where the file could not be read at all)."""
+    try:
+        data = source.read(name)
+    except Exception as error:  # OSError, zipfile errors (bad CRC, unsupported compression)
+        problems.append(_error(location, f"cannot read ({error}); write it again"))
+        return None
+    findings = inspect_png(data, fix=fix)
+    problems.extend(_error(location, message) for message in findings.errors)
+    if findings.height is None:
+        return findings
+    try:
+        frame_hw = image_size(frame)
+    except VcsegError as error:
+        problems.append(_error(frame, f"test frame unreadable, cannot check the mask's size ({error})"))
+        return replace(findings, errors=findings.errors + ("frame unreadable",))
+    if frame_hw != (findings.height, findings.width):
+        message = (f"size {findings.width}x{findings.height} (WxH), but frame {frame} is "
+                   f"{frame_hw[1]}x{frame_hw[0]}; masks must have their frame's size (resize "
+                   "predictions back to the frame with nearest-neighbour)")
+        problems.append(_error(location, message))
+        findings = replace(findings, errors=findings.errors + (message,))
+    return findings
