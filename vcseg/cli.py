@@ -44,7 +44,8 @@ def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
+                  TimeElapsedColumn(), console=console, transient=True,
+                  disable=not console.is_terminal) as progress:
         task = progress.add_task(description, total=None)
 
         def advance(done: int, total: int) -> None:
@@ -113,9 +114,153 @@ def ingest(data_root: Path, layout: str | None, masks_root: Path | None, resolut
 
 # ---- synth --------------------------------------------------------------------------------------
 
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--videos", type=int, default=20, show_default=True, help="Number of videos.")
+@click.option("--frames", type=int, default=60, show_default=True, help="Frames per video.")
+@click.option("--size", default="480x854", show_default=True, help="Frame size HEIGHTxWIDTH.")
+@click.option("--people", default="1-4", show_default=True, help="People per video, MIN-MAX.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--frames-only", is_flag=True, help="Write no masks (a test set: no Annotations/ folder).")
+@click.option("--preset", type=click.Choice(["default", "crowd"]), default="default", show_default=True,
+              help="crowd: 9-12 people in every third video (beyond the 8-instance cap).")
+@click.option("--backgrounds", type=_existing_dir, help="Folder of images to use as backgrounds.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it holds a previous synth output.")
+def synth(out: Path, videos: int, frames: int, size: str, people: str, seed: int, frames_only: bool,
+          preset: str, backgrounds: Path | None, overwrite: bool) -> None:
+    """Generate person videos with instance masks in the competition layout at OUT.
+
+    OUT/JPEGImages/<video>/00000.jpg, OUT/Annotations/<video>/00000.png (pixel = person id; carried
+    objects carry their person's id) and OUT/synth_meta.json (what was generated, per frame).
+    """
+    from vcseg.data.synth import SynthConfig, parse_people, parse_size, synthesize
+
+    height, width = parse_size(size)
+    people_min, people_max = parse_people(people)
+    config = SynthConfig(videos=videos, frames=frames, height=height, width=width, people_min=people_min,
+                         people_max=people_max, seed=seed, frames_only=frames_only, preset=preset,
+                         backgrounds=backgrounds)
+    with _progress("synthesizing frames") as advance:
+        meta = synthesize(out, config, overwrite=overwrite, progress=advance)
+    ids = [len(video["people"]) for video in meta["videos"].values()]
+    console.print(f"{len(ids)} videos x {frames} frames ({height}x{width}), {min(ids)}-{max(ids)} people "
+                  f"per video, written to {out}" + (" (frames only)" if frames_only else ""))
+
 # ---- score --------------------------------------------------------------------------------------
 
+@main.command()
+@click.option("--pred", "pred_root", required=True, type=_existing_dir,
+              help="Predicted masks: PRED/<video>/<stem>.png.")
+@click.option("--gt", "gt_root", required=True, type=_existing_dir,
+              help="Ground truth: a dataset root with Annotations/, or GT/<video>/<stem>.png.")
+@click.option("--protocol", default="tianchi", show_default=True,
+              type=click.Choice(["tianchi", "davis-unsup", "davis-semi"]),
+              help="tianchi: Hungarian matching, <= 8 ids; davis-*: the official DAVIS 2017 rules.")
+@click.option("--match", default="iou", show_default=True, type=click.Choice(["iou", "jf"]),
+              help="tianchi matching score: video mean IoU, or (J_mean + F_mean) / 2.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the scores as JSON here.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write one row per ground-truth object here.")
+@click.option("--per-frame", is_flag=True, help="Add per-frame J and F lists to the JSON.")
+@click.option("--missing-as-empty", is_flag=True,
+              help="Score a missing prediction file or folder as an empty mask instead of failing.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes scoring videos in parallel  [default: all cores]")
+def score(pred_root: Path, gt_root: Path, protocol: str, match: str, json_path: Path | None,
+          csv_path: Path | None, per_frame: bool, missing_as_empty: bool, workers: int | None) -> None:
+    """Score predicted masks against ground truth: J, F and J&F per video and overall."""
+    from rich.progress import Progress
+
+    if per_frame and json_path is None:
+        raise click.UsageError("--per-frame adds per-frame lists to the JSON; give --json PATH too")
+
+    from vcseg.metrics import render_table, score_dataset, write_csv, write_json
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("scoring videos", total=None)
+
+        def advance(video, total: int) -> None:
+            progress.update(task, total=total, advance=1)
+
+        report = score_dataset(pred_root, gt_root, protocol=protocol, match=match,
+                               missing_as_empty=missing_as_empty, workers=workers, on_video_done=advance)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    render_table(report, console)
+    if json_path is not None:
+        write_json(report, json_path, per_frame=per_frame)
+        console.print(f"scores written to {json_path}")
+    if csv_path is not None:
+        write_csv(report, csv_path)
+        console.print(f"per-object rows written to {csv_path}")
+
+# ---- compose ------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=_existing_dir)
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the composites (JPEGImages/, Annotations/, compose_meta.json).")
+@click.option("--videos", default=6, show_default=True, type=click.IntRange(min=1),
+              help="Number of output videos.")
+@click.option("--people", default="2-3", show_default=True,
+              help="Persons per output video, MIN-MAX, the base video's own included.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
+@click.option("--overwrite", is_flag=True, help="Replace what an earlier compose wrote in OUT.")
+def compose(sources: tuple[Path, ...], out: Path, videos: int, people: str, seed: int,
+            overwrite: bool) -> None:
+    """Paste persons of annotated videos into each other: multi-person videos with exact masks."""
+    from vcseg.data.compose import ComposeConfig, compose_dataset, parse_people
+
+    config = ComposeConfig(videos=videos, people=parse_people(people), seed=seed, overwrite=overwrite)
+    summary = compose_dataset(list(sources), out, config)
+    console.print(f"wrote {len(summary.videos)} videos ({summary.frames} frames, "
+                  f"{min(summary.persons)}-{max(summary.persons)} persons each) to {summary.out}")
+
 # ---- pack ---------------------------------------------------------------------------------------
+
+@main.command("pack")
+@click.argument("pred_dir", required=False, type=_existing_dir)
+@click.option("--frames", "frames_root", required=True, type=_existing_dir,
+              help="The test set's frames (ROOT/<video>/*.jpg or ROOT/JPEGImages/<video>/*.jpg).")
+@click.option("--out", type=click.Path(path_type=Path), help="The zip to write, e.g. submissions/NAME.zip.")
+@click.option("--check", "check_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Validate this existing zip instead of packing.")
+@click.option("--fix", is_flag=True,
+              help="Store L / 1-bit / 0-255 masks as indexed PNGs in the zip (255 -> id 1; other ids kept).")
+def pack_command(pred_dir: Path | None, frames_root: Path, out: Path | None, check_path: Path | None,
+                 fix: bool) -> None:
+    """Check PRED_DIR/<video>/<frame>.png against the test frames and write the leaderboard zip.
+
+    Nothing is written if any check fails: every problem is listed, one line each. With --check
+    ZIP, validate a finished zip the same way.
+    """
+    from vcseg.pack import SubmissionInvalid, summarize_zip, write_submission
+
+    if check_path is not None:
+        if pred_dir is not None or out is not None or fix:
+            raise click.UsageError("--check ZIP takes only --frames; drop PRED_DIR, --out and --fix")
+    elif pred_dir is None or out is None:
+        raise click.UsageError("give PRED_DIR and --out ZIP to pack, or --check ZIP to validate a zip")
+    try:
+        with _progress("checking zip" if check_path else "packing") as advance:
+            if check_path is not None:
+                summary = summarize_zip(check_path, frames_root, progress=advance)
+            else:
+                summary = write_submission(pred_dir, frames_root, out, fix=fix, progress=advance)
+    except SubmissionInvalid as invalid:
+        for problem in invalid.problems:  # click.echo: one unwrapped line per problem
+            click.echo(str(problem))
+        raise click.ClickException(str(invalid)) from None
+    for warning in summary.warnings:
+        click.echo(str(warning))
+    verb = "valid submission" if check_path is not None else "written"
+    size = (f"{summary.zip_bytes / 1e6:.1f} MB" if summary.zip_bytes >= 1e6
+            else f"{summary.zip_bytes / 1e3:.1f} kB")
+    console.print(f"[green]{verb}[/green]: {summary.path} ({size})", soft_wrap=True)
+    console.print(f"videos: {summary.videos}, frames: {summary.frames}, ids per video: max "
+                  f"{summary.max_ids} ({summary.max_ids_video})"
+                  + (f", re-encoded by --fix: {summary.fixed}" if summary.fixed else ""), soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -100,54 +100,62 @@ def find_wrapper(names: list[str], videos: set[str]) -> str | None:
 def validate_source(source: MaskSource, frames: dict[str, dict[str, Path]], *, fix: bool = False,
                     progress: Progress | None = None) -> Validation:
     """Check `source` against the test `frames` ({video: {stem: jpg}}); never raises for per-file
-    problems, which are all collected in the result."""
+    problems, which are all collected in the result (errors first, then by file)."""
     result = Validation()
-    problems = result.problems
     names = source.names()
-    videos = set(frames)
-
     for name, count in sorted(Counter(names).items()):
         if count > 1:
-            problems.append(_error(source.location(name), f"appears {count} times in the zip; "
-                                   "keep one entry per frame and pack again"))
-
-    wrapper = find_wrapper(names, videos)
+            result.problems.append(_error(source.location(name), f"appears {count} times in the zip; "
+                                          "keep one entry per frame and pack again"))
+    wrapper = find_wrapper(names, set(frames))
     if wrapper is not None:
-        problems.append(_error(source.location(wrapper), f"wrapper folder: the video folders are inside "
-                               f"'{wrapper}/', but they must be at the top level (`<video>/<frame>.png`); "
-                               "zip the video folders themselves, e.g. with vcseg pack"))
+        result.problems.append(_error(source.location(wrapper), "wrapper folder: the video folders are "
+                                      f"inside '{wrapper}/', but they must be at the top level "
+                                      "(`<video>/<frame>.png`); zip the video folders themselves, "
+                                      "e.g. with vcseg pack"))
+    inner = f"{wrapper}/" if wrapper is not None else ""
+    found = _place_files(source, list(dict.fromkeys(names)), frames, inner, result.problems)
+    _report_missing(source, frames, found, inner, result.problems)
+    _check_masks(source, frames, found, inner, fix, progress, result)
+    result.problems.sort(key=lambda p: (not p.is_error, str(p.path) if p.path is not None else ""))
+    return result
 
-    found: dict[str, dict[str, str]] = {}  # video -> stem -> source name
-    extra_videos: dict[str, int] = {}  # folder name -> files in it
-    hidden: Counter[str] = Counter()  # hidden file or folder -> files under it
-    for name in dict.fromkeys(names):  # unique, in order
+
+def _place_files(source: MaskSource, names: list[str], frames: dict[str, dict[str, Path]], inner: str,
+                 problems: list[Problem]) -> dict[str, dict[str, str]]:
+    """Sort each file into its test frame, {video: {stem: source name}}; report everything else
+    (hidden files, extra videos, extra files)."""
+    found: dict[str, dict[str, str]] = {}
+    extra_videos: Counter[str] = Counter()  # folder -> files in it
+    hidden: Counter[str] = Counter()  # first hidden file or folder -> files under it
+    for name in names:
         parts = PurePosixPath(name).parts
-        if wrapper is not None and len(parts) > 1 and parts[0] == wrapper:
+        prefix = inner if inner and parts[0] == inner[:-1] and len(parts) > 1 else ""
+        if prefix:
             parts = parts[1:]
-            prefix = f"{wrapper}/"
-        else:
-            prefix = ""
         if _is_hidden(parts):
-            cut = next(i for i, part in enumerate(parts) if part.startswith(".") or part == "__MACOSX")
+            cut = next(i for i, part in enumerate(parts) if _is_hidden((part,)))
             hidden[prefix + "/".join(parts[:cut + 1])] += 1
-            continue
-        if len(parts) >= 2 and parts[0] not in videos:
-            extra_videos[prefix + parts[0]] = extra_videos.get(prefix + parts[0], 0) + 1
-            continue
-        if len(parts) != 2:
+        elif len(parts) >= 2 and parts[0] not in frames:
+            extra_videos[prefix + parts[0]] += 1
+        elif len(parts) != 2:
             problems.append(_error(source.location(name), "extra file: not at `<video>/<frame>.png`; "
                                    "the submission holds only one folder per test video with its PNGs; "
                                    "remove it"))
-            continue
-        video, file_name = parts
-        stem, suffix = os.path.splitext(file_name)
-        if suffix != MASK_SUFFIX or stem not in frames[video]:
-            why = (f"'{suffix}' is not '{MASK_SUFFIX}'" if stem in frames[video]
-                   else f"video '{video}' has no frame '{stem}'")
+        else:
+            video, file_name = parts
+            stem, suffix = os.path.splitext(file_name)
+            if suffix == MASK_SUFFIX and stem in frames[video]:
+                found.setdefault(video, {})[stem] = name
+                continue
+            if suffix.lower() == MASK_SUFFIX and suffix != MASK_SUFFIX:
+                why = f"the suffix must be '{MASK_SUFFIX}', not '{suffix}'"
+            elif suffix != MASK_SUFFIX:
+                why = "not a PNG mask"
+            else:
+                why = f"video '{video}' has no frame '{stem}'"
             problems.append(_error(source.location(name), f"extra file ({why}); the submission holds "
                                    "only `<video>/<frame stem>.png` for each test frame; remove or rename it"))
-            continue
-        found.setdefault(video, {})[stem] = name
 
     for item, count in sorted(hidden.items()):
         if source.ships_every_file:
@@ -159,10 +167,14 @@ def validate_source(source: MaskSource, frames: dict[str, dict[str, Path]], *, f
     for folder, count in sorted(extra_videos.items()):
         problems.append(_error(source.location(folder), f"extra video: '{PurePosixPath(folder).name}' is "
                                f"not a test video ({count} file(s)); remove it (the test set has "
-                               f"{len(videos)} videos)"))
+                               f"{len(frames)} videos)"))
+    return found
 
-    inner = f"{wrapper}/" if wrapper is not None else ""
-    for video in sorted(videos):
+
+def _report_missing(source: MaskSource, frames: dict[str, dict[str, Path]],
+                    found: dict[str, dict[str, str]], inner: str, problems: list[Problem]) -> None:
+    """One problem per test video without a folder, and per frame without its PNG."""
+    for video in sorted(frames):
         if video not in found:
             problems.append(_error(source.location(inner + video), f"missing video: no folder for test "
                                    f"video '{video}' ({len(frames[video])} frames); predict it and pack again"))
@@ -173,6 +185,10 @@ def validate_source(source: MaskSource, frames: dict[str, dict[str, Path]], *, f
                                        f"missing frame: no PNG for frame {frame}; every test frame needs "
                                        "its mask (all 0 where nobody is seen)"))
 
+
+def _check_masks(source: MaskSource, frames: dict[str, dict[str, Path]], found: dict[str, dict[str, str]],
+                 inner: str, fix: bool, progress: Progress | None, result: Validation) -> None:
+    """Read every placed PNG: format, channels, size, and the ids of each video; plan the zip."""
     total = sum(len(stems) for stems in found.values())
     done = 0
     for video in sorted(found):
@@ -180,8 +196,8 @@ def validate_source(source: MaskSource, frames: dict[str, dict[str, Path]], *, f
         first_over: str | None = None  # the frame where the video first exceeds the id limit
         for stem in sorted(found[video], key=frame_sort_key):
             name = found[video][stem]
-            location = source.location(name)
-            findings = _check_one(source, name, frames[video][stem], location, fix, problems)
+            findings = _check_one(source, name, frames[video][stem], source.location(name), fix,
+                                  result.problems)
             if findings is not None:
                 union |= findings.ids
                 if first_over is None and len(union) > MAX_IDS_PER_VIDEO:
@@ -193,12 +209,11 @@ def validate_source(source: MaskSource, frames: dict[str, dict[str, Path]], *, f
                 progress(done, total)
         result.ids_per_video[video] = len(union)
         if first_over is not None:
-            problems.append(_error(source.location(inner + video), f"{len(union)} distinct ids over the "
-                                   f"video ({', '.join(map(str, sorted(union)))}), first over "
-                                   f"{MAX_IDS_PER_VIDEO} at frame {first_over}; at most "
-                                   f"{MAX_IDS_PER_VIDEO} per video, a video with more scores 0; keep "
-                                   f"{MAX_IDS_PER_VIDEO} (e.g. the largest) and set the rest to 0"))
-    return result
+            result.problems.append(_error(
+                source.location(inner + video), f"{len(union)} distinct ids over the video "
+                f"({', '.join(map(str, sorted(union)))}), first over {MAX_IDS_PER_VIDEO} at frame "
+                f"{first_over}; at most {MAX_IDS_PER_VIDEO} per video, a video with more scores 0; keep "
+                f"{MAX_IDS_PER_VIDEO} (e.g. the largest) and set the rest to 0"))
 
 
 def _check_one(source: MaskSource, name: str, frame: Path, location: Path, fix: bool,
@@ -216,8 +231,9 @@ def _check_one(source: MaskSource, name: str, frame: Path, location: Path, fix: 
         return findings
     try:
         frame_hw = image_size(frame)
-    except VcsegError as error:
-        problems.append(_error(frame, f"test frame unreadable, cannot check the mask's size ({error})"))
+    except VcsegError:
+        problems.append(_error(frame, f"cannot read this test frame's header, so the size of {location} "
+                               "cannot be checked; restore the frame from the test set"))
         return replace(findings, errors=findings.errors + ("frame unreadable",))
     if frame_hw != (findings.height, findings.width):
         message = (f"size {findings.width}x{findings.height} (WxH), but frame {frame} is "

@@ -1,0 +1,1 @@
+"""Inference: turning frames into instance masks (baselines today, the memory network later)."""
