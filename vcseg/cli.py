@@ -106,8 +106,9 @@ def ingest(data_root: Path, layout: str | None, masks_root: Path | None, resolut
     if cache_dir is not None:
         from vcseg.data.cache import build_cache
 
-        summary = build_cache(result.dataset, cache_dir, short_side)
-        console.print(f"frame cache at {cache_dir}: {summary}")
+        summary = build_cache(result.dataset, cache_dir, short_side, progress=console.is_terminal)
+        console.print(f"frame cache at {cache_dir} (short side {short_side}): {len(summary.built)} "
+                      f"video(s) built, {len(summary.reused)} up to date")
     if strict and result.warnings:
         raise click.ClickException(f"{len(result.warnings)} warning(s) and --strict")
 

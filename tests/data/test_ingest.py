@@ -106,3 +106,19 @@ def test_cli_exit_codes_and_index(tmp_path):
     assert "00000.jpg: frame has no mask" in bad.output and "no index written" in bad.output
     assert not (tmp_path / "bad" / "vcseg_index.json").exists()
     assert "Traceback" not in bad.output
+
+
+def test_cli_builds_the_frame_cache(tmp_path):
+    make_video(tmp_path / "data", "v", person_masks(3, height=48, width=64))
+    runner = CliRunner()
+    args = ["ingest", str(tmp_path / "data"), "--workers", "1", "--cache", str(tmp_path / "cache"),
+            "--short-side", "24"]
+    first = runner.invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "1 video(s) built, 0 up to date" in first.output
+    from vcseg.data.cache import FrameCache
+
+    cached = FrameCache(tmp_path / "cache", 24).video("v")
+    assert cached.frames.shape == (3, 24, 32, 3) and cached.masks.shape == (3, 24, 32)
+    second = runner.invoke(main, args)
+    assert "0 video(s) built, 1 up to date" in second.output
