@@ -23,7 +23,7 @@ test: setup
 	$(PY) -m pytest
 
 demo: setup
-	$(PY) -m vcseg.demo --out $(DEMO_DIR)
+	$(VCSEG) demo --out $(DEMO_DIR)
 
 bench: setup
 	$(PY) -m benchmarks.run

@@ -264,5 +264,18 @@ def pack_command(pred_dir: Path | None, frames_root: Path, out: Path | None, che
                   + (f", re-encoded by --fix: {summary.fixed}" if summary.fixed else ""), soft_wrap=True)
 
 
+# ---- demo ---------------------------------------------------------------------------------------
+
+@main.command("demo")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"),
+              show_default=True, help="Where the demo writes its data, predictions, scores and zip.")
+@click.option("--workers", type=int, default=None, help="Processes [default: all cores].")
+def demo_command(out: Path, workers: int | None) -> None:
+    """Run the main job end to end on data vcseg makes itself: synth, ingest, predict, score, pack."""
+    from vcseg.demo import run_demo
+
+    run_demo(out, console, workers=workers)
+
+
 if __name__ == "__main__":
     main()
