@@ -145,7 +145,7 @@ def synth(out: Path, videos: int, frames: int, size: str, people: str, seed: int
         meta = synthesize(out, config, overwrite=overwrite, progress=advance)
     ids = [len(video["people"]) for video in meta["videos"].values()]
     console.print(f"{len(ids)} videos x {frames} frames ({height}x{width}), {min(ids)}-{max(ids)} people "
-                  f"per video, written to {out}" + (" (frames only)" if frames_only else ""))
+                  f"per video, written to {out}" + (" (frames only)" if frames_only else ""), soft_wrap=True)
 
 # ---- score --------------------------------------------------------------------------------------
 
