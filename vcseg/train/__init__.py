@@ -1,0 +1,1 @@
+"""Training the memory network: losses, schedules, checkpoints and the loop (`vcseg train`)."""
