@@ -1,0 +1,36 @@
+"""Tiny memory-network configurations and clips for CPU tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vcseg.config import ModelConfig
+
+
+def tiny_config(**changes) -> ModelConfig:
+    """resnet18 query encoder, small key/value/decoder widths: a model that runs in milliseconds."""
+    settings = dict(encoder="resnet18", value_encoder="resnet18", key_dim=16, value_dim=32,
+                    decoder_dim=16, aspp_rates=(1, 2), read_chunk=5)
+    settings.update(changes)
+    return ModelConfig(**settings)
+
+
+def two_squares(frames: int = 3, size: int = 48, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A clip with a red and a blue square moving over noise: (1, T, 3, S, S) frames, (T, S, S) ids."""
+    generator = torch.Generator().manual_seed(seed)
+    clip = 0.3 + 0.2 * torch.rand(1, frames, 3, size, size, generator=generator)
+    ids = torch.zeros(frames, size, size, dtype=torch.long)
+    side = size // 4
+    colours = {1: torch.tensor([0.9, 0.1, 0.1]), 2: torch.tensor([0.1, 0.2, 0.9])}
+    for t in range(frames):
+        corners = {1: (2 + 2 * t, 3 + t), 2: (size - side - 3 - t, size - side - 2 - 2 * t)}
+        for object_id, (top, left) in corners.items():
+            ids[t, top:top + side, left:left + side] = object_id
+            clip[0, t, :, top:top + side, left:left + side] = colours[object_id][:, None, None]
+    return clip, ids
+
+
+@pytest.fixture
+def clip() -> tuple[torch.Tensor, torch.Tensor]:
+    return two_squares()

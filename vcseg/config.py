@@ -1,0 +1,238 @@
+"""One typed configuration for vcseg, loaded from TOML with `section.key=value` overrides.
+
+A TOML file holds one table per section (`[model]` now; `[data]` and `[train]` join later):
+
+    [model]
+    encoder = "tu-resnest50d"
+    key_dim = 64
+    aspp_rates = [2, 4, 8]
+
+`load_config("run.toml", ["model.key_dim=32", "model.encoder=resnet18"])` reads the file, applies
+the overrides in order and type-checks every value against the dataclass field it lands in; an
+unknown section or key, or a value of the wrong type, is a `VcsegError` naming where it came from.
+`config.to_dict()` gives plain JSON/TOML-friendly values for saving the resolved config next to a
+checkpoint, and `Config.from_dict` reads such a record back.
+
+Adding a section: write its frozen dataclass (fields with plain types: bool, int, float, str,
+`str | None`, `tuple[int, ...]`, `tuple[float, ...]`, `tuple[str, ...]`, validated in
+`__post_init__`) and add a field of that type to `Config`; loading, overrides and `to_dict` follow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vcseg.errors import VcsegError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, as the `tomli` package
+    import tomli as tomllib
+
+AFFINITIES = ("dot", "l2")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The memory network's shape (see `vcseg.model.network.MemoryNetwork`).
+
+    encoder: any segmentation-models-pytorch encoder name (`resnet50` as in STM, `tu-resnest50d`
+        as in the champion solution, `resnet18` / `mobilenet_v2` for CPU-sized runs).
+    encoder_weights: path of a local state-dict file for the encoder, or None for random
+        initialisation. Nothing is ever downloaded.
+    value_encoder: smp encoder name of the light encoder that turns frame + masks into values.
+    key_dim / value_dim: channels of the memory keys and values.
+    decoder_dim: channels inside the decoder (ASPP output and refinement path).
+    aspp_rates: dilation rates of the ASPP's 3x3 branches, at stride 16.
+    affinity: "dot" (STM: dot product) or "l2" (STCN: negative squared distance).
+    top_k: keep only the k most similar memory positions per query position; 0 = use all.
+    read_chunk: query positions read per chunk, bounding the affinity's memory to
+        memory_positions x read_chunk floats.
+    spatial_constraint: gate the decoder input by an attention map made from the previous mask.
+    channels_last: store weights and activations channels-last (faster convs on recent GPUs).
+    max_objects: most objects per video the model accepts at once.
+    """
+
+    encoder: str = "resnet50"
+    encoder_weights: str | None = None
+    value_encoder: str = "resnet18"
+    key_dim: int = 64
+    value_dim: int = 512
+    decoder_dim: int = 256
+    aspp_rates: tuple[int, ...] = (2, 4, 8)
+    affinity: str = "l2"
+    top_k: int = 0
+    read_chunk: int = 1024
+    spatial_constraint: bool = True
+    channels_last: bool = False
+    max_objects: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("key_dim", "value_dim", "decoder_dim", "read_chunk", "max_objects"):
+            if getattr(self, name) < 1:
+                raise VcsegError(f"model.{name} must be at least 1 (got {getattr(self, name)})")
+        if self.top_k < 0:
+            raise VcsegError(f"model.top_k must be >= 0, 0 meaning all positions (got {self.top_k})")
+        if not self.aspp_rates or any(rate < 1 for rate in self.aspp_rates):
+            raise VcsegError(f"model.aspp_rates must be a non-empty list of rates >= 1 (got {list(self.aspp_rates)})")
+        if self.affinity not in AFFINITIES:
+            raise VcsegError(f"model.affinity {self.affinity!r} is unknown; choose one of {', '.join(AFFINITIES)}")
+        if not self.encoder or not self.value_encoder:
+            raise VcsegError("model.encoder and model.value_encoder need an encoder name, e.g. resnet50")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every section of a run's configuration; `DataConfig` / `TrainConfig` are added here later."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain values (tuples as lists) for JSON/TOML; `Config.from_dict` reads it back."""
+        return {
+            section.name: {
+                key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(getattr(self, section.name)).items()
+            }
+            for section in dataclasses.fields(self)
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any], source: str = "config") -> Config:
+        """The config a `to_dict` record (or a parsed TOML document) describes; `source` names it in errors."""
+        return _build(record, source)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The config in the TOML file `path` (defaults where None), with `section.key=value` overrides applied.
+
+    An override's value is read as a TOML value (`model.aspp_rates=[1,2]`, `model.channels_last=true`);
+    a bare word that is not valid TOML is taken as a string (`model.encoder=resnet18`), and `none`
+    sets an optional field to None.
+    """
+    record: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise VcsegError(f"{path}: config file not found; give the path of a TOML file")
+        try:
+            record = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise VcsegError(f"{path}: not valid TOML ({error}); fix the syntax") from None
+    config = _build(record, source)
+    for override in overrides:
+        config = _apply_override(config, override)
+    return config
+
+
+def _build(record: dict[str, Any], source: str) -> Config:
+    """Check every section and key of `record` against the dataclasses and build the config."""
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    built: dict[str, Any] = {}
+    for name, values in record.items():
+        if name not in sections:
+            raise VcsegError(f"{source}: unknown section [{name}]; known sections: {', '.join(sections)}")
+        if not isinstance(values, dict):
+            raise VcsegError(f"{source}: '{name}' must be a table ([{name}]), not a value")
+        section_type = _resolved_type(Config, name)
+        fields = {f.name for f in dataclasses.fields(section_type)}
+        checked = {}
+        for key, value in values.items():
+            if key not in fields:
+                raise VcsegError(f"{source}: unknown key {name}.{key}; known keys: {', '.join(sorted(fields))}")
+            checked[key] = _coerce(value, _resolved_type(section_type, key), f"{source}: {name}.{key}")
+        built[name] = _construct(section_type, checked, source)
+    return Config(**built)
+
+
+def _apply_override(config: Config, override: str) -> Config:
+    """`config` with one `section.key=value` override applied."""
+    where = f"override {override!r}"
+    if "=" not in override:
+        raise VcsegError(f"{where}: write it as section.key=value, e.g. model.key_dim=32")
+    dotted, text = (part.strip() for part in override.split("=", 1))
+    parts = dotted.split(".")
+    sections = {f.name for f in dataclasses.fields(Config)}
+    if len(parts) != 2 or parts[0] not in sections:
+        raise VcsegError(f"{where}: unknown setting {dotted!r}; write section.key with a section "
+                         f"among {', '.join(sorted(sections))}")
+    name, key = parts
+    section = getattr(config, name)
+    fields = {f.name for f in dataclasses.fields(section)}
+    if key not in fields:
+        raise VcsegError(f"{where}: unknown key {dotted}; known keys: {', '.join(sorted(fields))}")
+    value = _coerce(_parse_value(text), _resolved_type(type(section), key), where)
+    return dataclasses.replace(config, **{name: _construct(type(section), {**_as_kwargs(section), key: value}, where)})
+
+
+def _parse_value(text: str) -> Any:
+    """A TOML value (`32`, `true`, `[2, 4]`, `"x"`); `none` -> None; any other bare word as a string."""
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """`value` as the field type `annotation` wants it, or a VcsegError saying what was expected."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):  # only `X | None` is used
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _coerce(value, inner, where)
+    if value is None:
+        raise VcsegError(f"{where}: needs a value of type {_type_name(annotation)}, not none")
+    if origin is tuple:  # tuple[X, ...]
+        if not isinstance(value, (list, tuple)):
+            raise VcsegError(f"{where}: needs a list of {_type_name(args[0])}, e.g. [2, 4, 8] (got {value!r})")
+        return tuple(_coerce(item, args[0], where) for item in value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise VcsegError(f"{where}: needs true or false (got {value!r})")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise VcsegError(f"{where}: needs a whole number (got {value!r})")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise VcsegError(f"{where}: needs a number (got {value!r})")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise VcsegError(f"{where}: needs a string (got {value!r})")
+        return value
+    raise TypeError(f"config field type {annotation!r} is not supported")  # a programming error
+
+
+def _construct(section_type: type, kwargs: dict[str, Any], where: str) -> Any:
+    """The section dataclass; its own validation errors get the source prefixed."""
+    try:
+        return section_type(**kwargs)
+    except VcsegError as error:
+        raise VcsegError(f"{where}: {error}") from None
+
+
+def _as_kwargs(section: Any) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+
+
+def _resolved_type(cls: type, name: str) -> Any:
+    """The real type of field `name` (annotations are strings under `from __future__ import annotations`)."""
+    return typing.get_type_hints(cls)[name]
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", str(annotation))

@@ -1,0 +1,107 @@
+"""Backbones from segmentation-models-pytorch's registry, trimmed to stride 16, weights from disk.
+
+The memory network reads an encoder's stride-4, -8 and -16 maps (`encoder(x)[2:5]`), so encoders
+are built with depth 4: the stride-32 stage is never computed. Parameters that do not reach the
+maps we use (smp's ResNets keep `layer4` as a module) are frozen, so optimizers and DDP skip them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from vcseg.errors import VcsegError
+
+DEPTH = 4  # strides 1, 2, 4, 8, 16: the deepest map the memory network uses is stride 16
+SKIP_STRIDES = (4, 8, 16)
+SKIP_INDICES = (2, 3, 4)  # positions of strides 4, 8, 16 in `encoder(x)`
+
+
+def build_encoder(name: str, in_channels: int = 3, weights: str | Path | None = None) -> nn.Module:
+    """An smp encoder by name, randomly initialised or loaded from the state-dict file `weights`.
+
+    Never downloads anything. `encoder(x)` for x: B, in_channels, H, W returns 5 maps at strides
+    1..16; `encoder.out_channels` gives their channel counts.
+    """
+    try:
+        encoder = smp.encoders.get_encoder(name, in_channels=in_channels, depth=DEPTH, weights=None)
+    except (KeyError, ValueError, RuntimeError) as error:
+        known = ", ".join(sorted(smp.encoders.encoders)[:8])
+        raise VcsegError(f"model encoder {name!r} cannot be built ({str(error)[:120]}); use an "
+                         f"segmentation-models-pytorch encoder name such as {known}, or tu-<timm name>") from None
+    unused = freeze_unused(encoder, in_channels)
+    if weights is not None:
+        load_encoder_weights(encoder, Path(weights), unused)
+    return encoder
+
+
+def skip_channels(encoder: nn.Module) -> tuple[int, int, int]:
+    """Channels of the stride-4, -8 and -16 maps."""
+    channels = encoder.out_channels
+    return channels[SKIP_INDICES[0]], channels[SKIP_INDICES[1]], channels[SKIP_INDICES[2]]
+
+
+def freeze_unused(encoder: nn.Module, in_channels: int) -> set[str]:
+    """Freeze the parameters that do not reach the stride-4..16 maps; returns their names.
+
+    Found by one tiny forward/backward in eval mode (batch-norm statistics stay untouched). Some smp
+    encoders also compute blocks past the last map they return (mobilenet_v2, efficientnet), so
+    gradients, not module calls, decide. An encoder built under inference_mode cannot be trained:
+    nothing to freeze then.
+    """
+    if any(parameter.is_inference() for parameter in encoder.parameters()):
+        return set()
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        # Gradients on even when the model is built under no_grad (an inference engine).
+        with torch.inference_mode(False), torch.enable_grad():
+            features = encoder(torch.zeros(2, in_channels, 64, 64))
+            sum(f.sum() for f in features[SKIP_INDICES[0]:]).backward()
+    finally:
+        encoder.train(was_training)
+    unused = set()
+    for name, parameter in encoder.named_parameters():
+        if parameter.grad is None:
+            unused.add(name)
+            parameter.requires_grad_(False)
+        parameter.grad = None
+    return unused
+
+
+def load_encoder_weights(encoder: nn.Module, path: Path, unused: set[str] = frozenset()) -> None:
+    """Load a state-dict file into `encoder`, or raise a VcsegError that says what does not fit.
+
+    Keys the encoder lacks (a classifier head, a stride-32 stage) are ignored; every tensor the
+    encoder uses must be present with the right shape. A timm state dict for a `tu-` encoder is
+    accepted without the `model.` prefix that smp's wrapper adds.
+    """
+    if not path.is_file():
+        raise VcsegError(f"{path}: encoder weights file not found; give the path of a saved state dict "
+                         f"(torch.save(encoder.state_dict(), path)) or leave model.encoder_weights unset")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a corrupt or non-torch file
+        raise VcsegError(f"{path}: cannot be read as a torch state dict ({str(error)[:120]}); "
+                         f"save the weights with torch.save(state_dict, path)") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise VcsegError(f"{path}: holds no state dict of tensors; save one with torch.save(model.state_dict(), path)")
+    own = encoder.state_dict()
+    if not set(state) & set(own) and set(f"model.{k}" for k in state) & set(own):
+        state = {f"model.{key}": value for key, value in state.items()}
+    unused_modules = {name.rsplit(".", 1)[0] for name in unused}
+    missing = [k for k in own if k not in state and k.rsplit(".", 1)[0] not in unused_modules]
+    if missing:
+        raise VcsegError(f"{path}: {len(missing)} encoder tensors missing (e.g. {missing[0]!r}); the file does "
+                         f"not match the model's encoder: check model.encoder")
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if wrong:
+        key = wrong[0]
+        raise VcsegError(f"{path}: tensor {key!r} has shape {tuple(state[key].shape)}, the encoder expects "
+                         f"{tuple(own[key].shape)}; the file is for another encoder: check model.encoder")
+    nn.Module.load_state_dict(encoder, {k: v for k, v in state.items() if k in own}, strict=False)
