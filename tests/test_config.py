@@ -47,7 +47,7 @@ def test_override_none_clears_an_optional_path():
 
 @pytest.mark.parametrize("override, message", [
     ("model.key_dims=3", "unknown key model.key_dims"),
-    ("train.steps=3", "unknown setting 'train.steps'"),
+    ("optim.steps=3", "unknown setting 'optim.steps'"),
     ("model.key_dim", "section.key=value"),
     ("model.key_dim=abc", "whole number"),
     ("model.key_dim=2.5", "whole number"),
@@ -93,3 +93,24 @@ def test_to_dict_is_plain_and_round_trips_through_json():
     assert record["model"]["aspp_rates"] == [1, 2]
     assert record["model"]["top_k"] == 20
     assert Config.from_dict(json.loads(json.dumps(record))) == config
+
+
+def test_data_and_train_sections(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("[data]\ncrop = [256, 448]\n[train]\nsteps = 20\nmax_skip = [3, 6]\nmax_skip_at = [0.0, 0.5]\n")
+    config = load_config(path, ["train.lr=3e-4"])
+    assert config.data.crop == (256, 448)
+    assert config.train.steps == 20 and config.train.lr == 3e-4
+    assert config.train.skip_schedule == [(0.0, 3), (0.5, 6)]
+    assert Config.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.crop=[100, 100]", "multiples of 16"),
+    ("train.stage=finetune", "train.stage 'finetune' is unknown"),
+    ("train.max_skip=[1, 2]", "same length"),
+    ("train.precision=fp8", "train.precision 'fp8' is unknown"),
+])
+def test_bad_train_settings(override, message):
+    with pytest.raises(VcsegError, match=message):
+        load_config(None, [override])

@@ -264,6 +264,54 @@ def pack_command(pred_dir: Path | None, frames_root: Path, out: Path | None, che
                   + (f", re-encoded by --fix: {summary.fixed}" if summary.fixed else ""), soft_wrap=True)
 
 
+# ---- train --------------------------------------------------------------------------------------
+
+@main.command("train")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML config (configs/*.toml); not needed with --resume.")
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory: config.json, log.csv, checkpoints/last.pt.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a config value, e.g. --set train.steps=100 (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str, ...], resume: bool) -> None:
+    """Train the memory network (works the same under torchrun --nproc_per_node=G).
+
+    Ctrl-C writes a checkpoint at the end of the current step; --resume continues from it.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from vcseg.config import load_config
+    from vcseg.train.loop import train
+
+    if resume and (config_path or overrides):
+        raise click.UsageError("--resume continues with the run's saved config; drop --config and --set")
+    config = None if resume else load_config(config_path, list(overrides))
+    if not resume and config_path is None:
+        raise click.UsageError("a new run needs --config CONFIG.toml (see configs/)")
+    is_master = int(os.environ.get("RANK", "0")) == 0
+    with Progress(TextColumn("step"), MofNCompleteColumn(), BarColumn(),
+                  TextColumn("loss {task.fields[loss]} lr {task.fields[lr]} skip {task.fields[skip]} "
+                             "{task.fields[speed]} samples/s"),
+                  TimeRemainingColumn(), console=console, disable=not (is_master and console.is_terminal)) as bar:
+        task = bar.add_task("train", total=None, loss="-", lr="-", skip="-", speed="-")
+
+        def on_step(result, samples_per_s: float) -> None:
+            bar.update(task, completed=result.step, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}",
+                       skip=result.max_skip, speed=f"{samples_per_s:.1f}")
+
+        if config is not None:
+            bar.update(task, total=config.train.steps)
+        summary = train(config, run_dir, resume=resume, on_step=on_step)
+    if is_master:
+        last = summary.history[-1] if summary.history else None
+        state = "interrupted" if summary.interrupted else "finished"
+        console.print(f"{state} at step {summary.steps_done}"
+                      + (f", loss {last.loss:.4f}" if last else "") + f"; checkpoint {summary.last_checkpoint}")
+        if summary.interrupted:
+            console.print(f"continue with: vcseg train --out {run_dir} --resume")
+
+
 # ---- demo ---------------------------------------------------------------------------------------
 
 @main.command("demo")

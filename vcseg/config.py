@@ -1,6 +1,6 @@
 """One typed configuration for vcseg, loaded from TOML with `section.key=value` overrides.
 
-A TOML file holds one table per section (`[model]` now; `[data]` and `[train]` join later):
+A TOML file holds one table per section (`[model]`, `[data]`, `[train]`):
 
     [model]
     encoder = "tu-resnest50d"
@@ -87,11 +87,113 @@ class ModelConfig:
             raise VcsegError("model.encoder and model.value_encoder need an encoder name, e.g. resnet50")
 
 
+STAGES = ("static", "video")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LR_SCHEDULES = ("cosine", "step", "constant")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where training clips come from and what they look like.
+
+    root: the training dataset (any layout `vcseg ingest` reads); layout / masks as for ingest.
+    index: an ingest index JSON; its split's train videos are trained on (all videos without it).
+    cache: a frame cache folder (`vcseg ingest --cache`) built at `short_side`; files otherwise.
+    static_root: images with masks for the static stage (default: the frames of `root`).
+    crop: (height, width) of training clips, multiples of 16.
+    clip_frames: frames per clip (3 as STM / STCN); max_objects: object slots per clip.
+    compose_probability: chance that a clip gets a person pasted from another video (copy-paste).
+    workers: DataLoader worker processes per training process.
+    """
+
+    root: str = "demo_out/data"
+    layout: str | None = None
+    masks: str | None = None
+    index: str | None = None
+    cache: str | None = None
+    static_root: str | None = None
+    short_side: int = 480
+    crop: tuple[int, ...] = (384, 384)
+    clip_frames: int = 3
+    max_objects: int = 3
+    compose_probability: float = 0.0
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if len(self.crop) != 2 or any(c < 16 or c % 16 for c in self.crop):
+            raise VcsegError(f"data.crop must be [height, width], multiples of 16 (got {list(self.crop)})")
+        if self.clip_frames < 2:
+            raise VcsegError(f"data.clip_frames must be at least 2 (got {self.clip_frames})")
+        if self.max_objects < 1 or self.short_side < 16 or self.workers < 0:
+            raise VcsegError("data.max_objects and data.short_side must be positive, data.workers >= 0")
+        if not 0.0 <= self.compose_probability <= 1.0:
+            raise VcsegError(f"data.compose_probability must be in [0, 1] (got {self.compose_probability})")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: stage, length, optimiser, schedules, precision, checkpoints.
+
+    stage: "static" (clips warped from single images, STM's pretraining) or "video".
+    init: a checkpoint whose model weights start this run (e.g. the static stage's last.pt).
+    batch_size: clips per step in total, split across torchrun processes.
+    max_skip / max_skip_at: the frame-skip curriculum, max_skip[i] from fraction max_skip_at[i]
+        of training on (grows, then shrinks again at the end so training matches frame-by-frame
+        testing; STCN: [10, 15, 20, 25, 5] at [0.1, 0.2, 0.3, 0.4, 0.9]).
+    bootstrap_start / bootstrap_end: fractions of training over which the cross-entropy narrows
+        from all pixels to the hardest `bootstrap_top` fraction.
+    precision: "auto" (bf16 autocast on GPUs that have it, fp32 on CPU), "fp32", "bf16", "fp16".
+    """
+
+    stage: str = "video"
+    init: str | None = None
+    steps: int = 1000
+    batch_size: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    lr_schedule: str = "cosine"
+    grad_clip: float = 1.0
+    precision: str = "auto"
+    max_skip: tuple[int, ...] = (5, 10, 15, 5)
+    max_skip_at: tuple[float, ...] = (0.0, 0.1, 0.3, 0.9)
+    bootstrap_start: float = 0.05
+    bootstrap_end: float = 0.4
+    bootstrap_top: float = 0.15
+    dice_weight: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 200
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise VcsegError(f"train.stage {self.stage!r} is unknown; choose one of {', '.join(STAGES)}")
+        if self.precision not in PRECISIONS:
+            raise VcsegError(f"train.precision {self.precision!r} is unknown; choose one of {', '.join(PRECISIONS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise VcsegError(f"train.lr_schedule {self.lr_schedule!r} is unknown; "
+                             f"choose one of {', '.join(LR_SCHEDULES)}")
+        if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1 or self.log_every < 1:
+            raise VcsegError("train.steps, batch_size, checkpoint_every and log_every must be at least 1")
+        if len(self.max_skip) != len(self.max_skip_at) or not self.max_skip:
+            raise VcsegError(f"train.max_skip {list(self.max_skip)} and train.max_skip_at "
+                             f"{list(self.max_skip_at)} must be lists of the same length")
+        if not 0.0 <= self.bootstrap_start <= self.bootstrap_end <= 1.0 or not 0 < self.bootstrap_top <= 1:
+            raise VcsegError("train.bootstrap_start <= bootstrap_end must lie in [0, 1], bootstrap_top in (0, 1]")
+
+    @property
+    def skip_schedule(self) -> list[tuple[float, int]]:
+        return list(zip(self.max_skip_at, self.max_skip))
+
+
 @dataclass(frozen=True)
 class Config:
-    """Every section of a run's configuration; `DataConfig` / `TrainConfig` are added here later."""
+    """Every section of a run's configuration."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain values (tuples as lists) for JSON/TOML; `Config.from_dict` reads it back."""
@@ -128,8 +230,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise VcsegError(f"{path}: not valid TOML ({error}); fix the syntax") from None
     config = _build(record, source)
+    # Overrides of one section are applied together and checked once, so that fields that must
+    # agree (train.max_skip and train.max_skip_at) can be changed in two --set options.
+    changes: dict[str, dict[str, Any]] = {}
+    texts: dict[str, list[str]] = {}
     for override in overrides:
-        config = _apply_override(config, override)
+        name, key, value = _parse_override(config, override)
+        changes.setdefault(name, {})[key] = value
+        texts.setdefault(name, []).append(repr(override))
+    for name, values in changes.items():
+        section = getattr(config, name)
+        where = "override " + ", ".join(texts[name])
+        config = dataclasses.replace(config, **{name: _construct(type(section), {**_as_kwargs(section), **values}, where)})
     return config
 
 
@@ -153,8 +265,8 @@ def _build(record: dict[str, Any], source: str) -> Config:
     return Config(**built)
 
 
-def _apply_override(config: Config, override: str) -> Config:
-    """`config` with one `section.key=value` override applied."""
+def _parse_override(config: Config, override: str) -> tuple[str, str, Any]:
+    """(section, key, typed value) of one `section.key=value` override."""
     where = f"override {override!r}"
     if "=" not in override:
         raise VcsegError(f"{where}: write it as section.key=value, e.g. model.key_dim=32")
@@ -169,8 +281,7 @@ def _apply_override(config: Config, override: str) -> Config:
     fields = {f.name for f in dataclasses.fields(section)}
     if key not in fields:
         raise VcsegError(f"{where}: unknown key {dotted}; known keys: {', '.join(sorted(fields))}")
-    value = _coerce(_parse_value(text), _resolved_type(type(section), key), where)
-    return dataclasses.replace(config, **{name: _construct(type(section), {**_as_kwargs(section), key: value}, where)})
+    return name, key, _coerce(_parse_value(text), _resolved_type(type(section), key), where)
 
 
 def _parse_value(text: str) -> Any:

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import csv
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from tests.train.conftest import tiny_config
+from vcseg.errors import VcsegError
+from vcseg.train.checkpoint import load_checkpoint
+from vcseg.train.loop import clip_loss, load_memory_network, train
+
+
+def test_training_lowers_the_loss(tiny_videos, tmp_path):
+    config = tiny_config(tiny_videos, "train.steps=40", "train.lr=1e-3", "train.bootstrap_start=1.0",
+                         "train.bootstrap_end=1.0", "train.checkpoint_every=1000")
+    summary = train(config, tmp_path / "run")
+    losses = [r.loss for r in summary.history]
+    cross_entropy = [r.cross_entropy for r in summary.history]
+    assert len(losses) == 40
+    # from random weights: the total loss drops by a third, the pixel loss by more than half
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:3]), losses
+    assert np.mean(cross_entropy[-10:]) < 0.5 * np.mean(cross_entropy[:3]), cross_entropy
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == list(range(1, 41))
+    assert float(rows[-1]["loss"]) == pytest.approx(losses[-1], abs=1e-6)
+    # the checkpoint loads for inference without the training state
+    model, loaded = load_memory_network(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert loaded == config and not model.training
+
+
+def test_resume_reproduces_the_next_steps(tiny_videos, tmp_path):
+    config = tiny_config(tiny_videos, "train.steps=4", "train.checkpoint_every=1000")
+    straight = [r.loss for r in train(config, tmp_path / "a").history]
+    first = train(config, tmp_path / "b", stop_after=2)
+    assert first.interrupted and first.steps_done == 2
+    assert load_checkpoint(first.last_checkpoint)["train"]["step"] == 2
+    resumed = train(None, tmp_path / "b", resume=True)
+    assert [r.step for r in resumed.history] == [3, 4]
+    assert [r.loss for r in first.history + resumed.history] == straight  # exactly, not approximately
+    rows = list(csv.DictReader((tmp_path / "b" / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+
+
+def test_ctrl_c_checkpoints_at_the_end_of_the_step(tiny_videos, tmp_path):
+    config = tiny_config(tiny_videos, "train.steps=5", "train.checkpoint_every=1000")
+
+    def interrupt(result, samples_per_s):
+        if result.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    summary = train(config, tmp_path / "run", on_step=interrupt)
+    assert summary.interrupted and summary.steps_done == 2
+    assert load_checkpoint(summary.last_checkpoint)["train"]["step"] == 2
+
+
+def test_refuses_to_overwrite_or_resume_nothing(tiny_videos, tmp_path):
+    config = tiny_config(tiny_videos, "train.steps=1")
+    with pytest.raises(VcsegError, match="nothing to resume"):
+        train(None, tmp_path / "run", resume=True)
+    train(config, tmp_path / "run")
+    with pytest.raises(VcsegError, match="already holds a training run"):
+        train(config, tmp_path / "run")
+
+
+def test_clip_loss_ignores_padded_slots():
+    masks = torch.zeros(1, 3, 2, 4, 4)
+    masks[:, :, 0, :2] = 1  # slot 0 on the top half in every frame, slot 1 padded
+    logits = torch.zeros(1, 2, 3, 4, 4)
+    logits[:, :, 1, :2] = 10.0  # confident and right
+    logits[:, :, 0, 2:] = 10.0
+    loss, cross_entropy, dice = clip_loss(logits, masks, torch.tensor([[True, False]]), 1.0, 1.0)
+    assert cross_entropy.item() < 1e-3 and dice.item() < 1e-3 and loss.item() < 2e-3

@@ -1,0 +1,148 @@
+"""Training-clip augmentation: one random warp and colour change for the whole clip, plus jitter.
+
+A clip goes through, in order:
+
+1. geometry (`warps.py`, OpenCV): one clip-wide affine (`clip_affine`: flip, rotation, zoom,
+   shear, shift) shared by every frame, composed with a per-frame affine (`frame_affine`) and, for
+   static-image clips, a per-frame elastic field; then one crop window shared by every frame,
+   drawn to hold a pixel of an object of frame 0 where there is one. Frames bilinear, masks
+   nearest (ids survive); outside the source: `fill` colour and background 0.
+2. colour (albumentations, seeded per clip): one clip-wide ColorJitter + ToGray applied with the
+   same parameters to every frame (`images=` target), then a small per-frame ColorJitter
+   (`frame_colour`) drawn for each frame on its own.
+
+For video clips the per-frame part is small jitter (a few pixels of shift, a degree or two, 2%
+of zoom, 3% of brightness / contrast / saturation: real consecutive frames differ by about that);
+for static clips (STM's pretraining) it is the whole point: every frame is a different random
+affine + elastic warp of the same image. `VIDEO_AUGMENT`, `STATIC_AUGMENT` are the defaults;
+`NO_AUGMENT` does nothing but the crop; `Augment.without_frame_jitter()` keeps the clip-wide part.
+
+Reproducibility: every draw comes from the `np.random.Generator` passed in; albumentations gets
+seeds drawn from it (`set_random_seed` before each call), so a clip is a function of that
+generator's seed alone, in any process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import albumentations as A
+import numpy as np
+
+from vcseg.data.warps import AffineRange, apply_to_point, compose, crop_origin, elastic_field, random_affine, warp
+
+IMAGENET_MEAN_RGB = (124, 116, 104)  # ImageNet mean in 0..255: padding that normalizes to ~0
+
+
+@dataclass(frozen=True)
+class Augment:
+    """What `augment_clip` draws. See the module docstring for the order.
+
+    clip_affine: shared by all frames of a clip; frame_affine: drawn per frame (its `flip` is
+    ignored: a mirror image between two frames is no motion a camera makes).
+    elastic_magnitude: per-frame elastic displacement, standard deviation in crop pixels (0: none);
+    elastic_cell: its smoothness, the spacing of its random nodes in pixels.
+    colour: clip-wide ColorJitter (brightness, contrast, saturation, hue); grayscale: clip-wide
+    probability of turning the clip grey; frame_colour: per-frame brightness / contrast /
+    saturation jitter (0: none).
+    """
+
+    clip_affine: AffineRange = AffineRange()
+    frame_affine: AffineRange = AffineRange()
+    elastic_magnitude: float = 0.0
+    elastic_cell: int = 48
+    colour: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    grayscale: float = 0.0
+    frame_colour: float = 0.0
+    fill: tuple[int, int, int] = IMAGENET_MEAN_RGB
+
+    def without_frame_jitter(self) -> Augment:
+        """The same clip-wide augmentation with nothing drawn per frame: identical input frames
+        stay identical."""
+        return dataclasses.replace(self, frame_affine=AffineRange(), elastic_magnitude=0.0, frame_colour=0.0)
+
+
+NO_AUGMENT = Augment()
+
+VIDEO_AUGMENT = Augment(
+    clip_affine=AffineRange(rotate=10.0, scale=(0.7, 1.2), shear=5.0, translate=0.05, flip=0.5),
+    frame_affine=AffineRange(rotate=2.0, scale=(0.98, 1.02), translate=0.01),
+    colour=(0.2, 0.15, 0.15, 0.02), grayscale=0.05, frame_colour=0.03,
+)
+
+# STM pretraining: each frame a different affine + elastic warp of one image
+STATIC_AUGMENT = Augment(
+    clip_affine=AffineRange(scale=(0.8, 1.2), flip=0.5),
+    frame_affine=AffineRange(rotate=20.0, scale=(0.9, 1.1), shear=10.0, translate=0.05),
+    elastic_magnitude=4.0, elastic_cell=48,
+    colour=(0.2, 0.15, 0.15, 0.02), grayscale=0.05, frame_colour=0.05,
+)
+
+
+class Photometric:
+    """The colour part of an `Augment`, as albumentations pipelines built once and reseeded per use."""
+
+    def __init__(self, augment: Augment) -> None:
+        brightness, contrast, saturation, hue = augment.colour
+        clip_steps = []
+        if any(augment.colour):
+            clip_steps.append(A.ColorJitter(brightness=brightness, contrast=contrast,
+                                            saturation=saturation, hue=hue, p=1.0))
+        if augment.grayscale > 0:
+            clip_steps.append(A.ToGray(p=augment.grayscale))
+        self.clip = A.Compose(clip_steps) if clip_steps else None
+        jitter = augment.frame_colour
+        self.frame = (A.Compose([A.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter,
+                                               hue=0.0, p=1.0)]) if jitter > 0 else None)
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """frames (T, H, W, 3) uint8 -> same shape, recoloured. Seeds come from `rng` (always the
+        same number of draws, so the geometry drawn after stays put when colour settings change)."""
+        seeds = rng.integers(0, 2**32, size=1 + len(frames))
+        if self.clip is not None:
+            self.clip.set_random_seed(int(seeds[0]))
+            frames = np.ascontiguousarray(self.clip(images=frames)["images"])
+        if self.frame is not None:
+            out = np.empty_like(frames)
+            for t, frame in enumerate(frames):
+                self.frame.set_random_seed(int(seeds[1 + t]))
+                out[t] = self.frame(image=frame)["image"]
+            frames = out
+        return frames
+
+
+def object_point(mask: np.ndarray, rng: np.random.Generator) -> tuple[float, float] | None:
+    """(x, y) of a random object pixel of an (H, W) id mask, or None if it is empty."""
+    ys, xs = np.nonzero(mask)
+    if not len(ys):
+        return None
+    pick = int(rng.integers(len(ys)))
+    return float(xs[pick]), float(ys[pick])
+
+
+def augment_clip(frames: np.ndarray, masks: np.ndarray, rng: np.random.Generator, augment: Augment,
+                 crop_hw: tuple[int, int], photometric: Photometric | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Warp, crop and recolour a clip: frames (T, H, W, 3) uint8 and masks (T, H, W) uint8 ids ->
+    (T, h, w, 3) uint8 and (T, h, w) uint8 with (h, w) = crop_hw. Ids are kept, never blended.
+
+    The crop window holds, where it can, a random object pixel of frame 0 after its warp.
+    """
+    length, height, width = masks.shape
+    base = random_affine(rng, (height, width), augment.clip_affine)
+    matrices = [compose(random_affine(rng, (height, width), augment.frame_affine, flip=False), base)
+                for _ in range(length)]
+    fields = [elastic_field(rng, crop_hw, augment.elastic_magnitude, augment.elastic_cell)
+              if augment.elastic_magnitude > 0 else None for _ in range(length)]
+    point = object_point(masks[0], rng)
+    if point is not None:
+        point = apply_to_point(matrices[0], point)
+    origin = crop_origin(rng, (height, width), crop_hw, point)
+    out_frames = np.empty((length, *crop_hw, 3), dtype=np.uint8)
+    out_masks = np.empty((length, *crop_hw), dtype=np.uint8)
+    for t in range(length):
+        out_frames[t], out_masks[t] = warp(frames[t], masks[t], matrices[t], origin, crop_hw,
+                                           fields[t], augment.fill)
+    if photometric is not None:
+        out_frames = photometric(out_frames, rng)
+    return out_frames, out_masks

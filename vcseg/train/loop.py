@@ -1,0 +1,321 @@
+"""`vcseg train`: one visible loop. Data, forward, loss, backward, clip, step, log, checkpoint.
+
+Run directory:
+
+    RUN/config.json            the resolved config (what `--resume` continues with)
+    RUN/log.csv                one row per `train.log_every` steps
+    RUN/checkpoints/last.pt    model, optimizer, scheduler, scaler, step, RNG states, config
+    RUN/tensorboard/           event files, when the tensorboard package is installed
+
+Exact resume: every training clip is a pure function of (seed, its place in the whole run), the
+learning rate a pure function of the step, and the checkpoint holds the optimizer state, so a run
+resumed at step s computes the same step s+1 as an uninterrupted run. Under torchrun each process
+takes an interleaved share of every global batch; only rank 0 logs and writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from vcseg.config import Config
+from vcseg.data.cache import FrameCache
+from vcseg.data.clips import ClipSampler, VideoClipDataset
+from vcseg.data.static import StaticClipDataset
+from vcseg.errors import VcsegError
+from vcseg.io.atomic import write_bytes_atomic, write_json_atomic
+from vcseg.io.layouts import find_dataset
+from vcseg.model.network import MemoryNetwork, build_model
+from vcseg.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vcseg.train.distributed import DistInfo, mean_across_processes, setup_distributed, teardown_distributed
+from vcseg.train.losses import bootstrapped_cross_entropy, dice_loss, hard_pixel_fraction, masks_to_target
+from vcseg.train.schedule import lr_factor
+
+CONFIG_NAME, LOG_NAME, LAST_NAME = "config.json", "log.csv", "last.pt"
+LOG_COLUMNS = ("step", "loss", "cross_entropy", "dice", "lr", "max_skip", "hard_fraction",
+               "samples_per_s", "data_s", "compute_s")
+
+
+@dataclass
+class StepResult:
+    step: int  # 1-based: the number of optimizer steps done after this one
+    loss: float
+    cross_entropy: float
+    dice: float
+    lr: float
+    max_skip: int
+    hard_fraction: float
+
+
+@dataclass
+class TrainSummary:
+    run_dir: Path
+    steps_done: int
+    interrupted: bool
+    last_checkpoint: Path
+    history: list[StepResult]
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    return run_dir / "checkpoints" / LAST_NAME
+
+
+def resolve_run_config(run_dir: Path, config: Config | None, resume: bool) -> Config:
+    """The config a run uses: the given one for a new run, the saved one when resuming."""
+    last = checkpoint_path(run_dir)
+    if resume:
+        if not last.is_file():
+            raise VcsegError(f"{last}: nothing to resume; start the run without --resume")
+        return Config.from_dict(load_checkpoint(last)["config"], source=str(last))
+    if last.exists():
+        raise VcsegError(f"{run_dir}: already holds a training run; pass --resume to continue it "
+                         "or choose another --out")
+    if config is None:
+        raise VcsegError("a new run needs a config: pass --config CONFIG.toml")
+    return config
+
+
+def build_dataset(config: Config) -> VideoClipDataset | StaticClipDataset:
+    """The stage's clip dataset, restricted to the index's train split when an index is given."""
+    data = config.data
+    root = data.static_root if config.train.stage == "static" and data.static_root else data.root
+    dataset = find_dataset(root, layout=data.layout, masks_root=data.masks)
+    videos = None
+    if data.index is not None:
+        index_path = Path(data.index)
+        if not index_path.is_file():
+            raise VcsegError(f"{index_path}: index not found; write it with `vcseg ingest {root} --index {index_path}`")
+        videos = json.loads(index_path.read_text())["split"]["train"]
+    cache = FrameCache(data.cache, data.short_side) if data.cache else None
+    common = dict(short_side=data.short_side, cache=cache, clip_frames=data.clip_frames,
+                  max_objects=data.max_objects, crop=tuple(data.crop), seed=config.train.seed)
+    if config.train.stage == "static":
+        return StaticClipDataset(dataset, videos, **common)
+    return VideoClipDataset(dataset, videos, paste_probability=data.compose_probability, **common)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `precision` on `device`, None for plain fp32."""
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def clip_loss(logits: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor, hard_fraction: float,
+              dice_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bootstrapped CE + dice over the predicted frames of a batch of clips.
+
+    logits: B, T-1, K+1, H, W; masks: B, T, K, H, W one-hot (frame 0 is the given one); valid: B, K.
+    """
+    predicted = masks[:, 1:].flatten(0, 1)  # B*(T-1), K, H, W
+    flat_logits = logits.flatten(0, 1).float()  # B*(T-1), K+1, H, W
+    cross_entropy = bootstrapped_cross_entropy(flat_logits, masks_to_target(predicted), hard_fraction)
+    probabilities = F.softmax(flat_logits, dim=1)[:, 1:]
+    frames_per_clip = logits.shape[1]
+    dice = dice_loss(probabilities, predicted, valid.repeat_interleave(frames_per_clip, dim=0))
+    return cross_entropy + dice_weight * dice, cross_entropy, dice
+
+
+class _StopFlag:
+    """First Ctrl-C asks the loop to checkpoint and stop at the end of the step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread (e.g. some test runners): no handler
+            self._previous = None
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def train(config: Config | None, run_dir: str | os.PathLike[str], *, resume: bool = False,
+          stop_after: int | None = None,
+          on_step: Callable[[StepResult, float], None] | None = None) -> TrainSummary:
+    """Train the memory network into `run_dir` (see the module docstring).
+
+    stop_after: stop (with a checkpoint) once this many steps are done, as if interrupted.
+    on_step: called on rank 0 after every step with its result and samples per second.
+    """
+    run_dir = Path(run_dir)
+    config = resolve_run_config(run_dir, config, resume)
+    settings = config.train
+    info = setup_distributed(settings.device)
+    try:
+        return _train(config, run_dir, info, resume, stop_after, on_step)
+    finally:
+        teardown_distributed()
+
+
+def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_after: int | None,
+           on_step: Callable[[StepResult, float], None] | None) -> TrainSummary:
+    settings = config.train
+    if settings.batch_size % info.world_size:
+        raise VcsegError(f"train.batch_size={settings.batch_size} does not split over {info.world_size} "
+                         "processes; make it a multiple of the process count")
+    local_batch = settings.batch_size // info.world_size
+    device = info.device
+
+    torch.manual_seed(settings.seed)  # the same initial weights in every process and every run
+    model = build_model(config.model)
+    if settings.init and not resume:
+        model.load_state_dict(load_checkpoint(settings.init)["models"]["memory"])
+    model.to(device)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, settings.steps, settings.warmup_steps, kind=settings.lr_schedule))
+    dtype = autocast_dtype(settings.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16 and device.type == "cuda")
+
+    start_step = 0
+    last = checkpoint_path(run_dir)
+    if resume:
+        state = load_checkpoint(last)
+        model.load_state_dict(state["models"]["memory"])
+        optimizer.load_state_dict(state["train"]["optimizer"])
+        scheduler.load_state_dict(state["train"]["scheduler"])
+        scaler.load_state_dict(state["train"]["scaler"])
+        set_rng_state(state["train"]["rng"])
+        start_step = int(state["train"]["step"])
+    if info.is_master:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / CONFIG_NAME, config.to_dict())
+        _trim_log(run_dir / LOG_NAME, start_step)
+
+    network: torch.nn.Module = model
+    if info.distributed:
+        if device.type == "cuda":  # batch statistics over the whole global batch, as on one GPU
+            network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        network = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
+
+    dataset = build_dataset(config)
+    sampler = ClipSampler(len(dataset), settings.steps * settings.batch_size,
+                          schedule=settings.skip_schedule if settings.stage == "video" else None,
+                          seed=settings.seed, start_item=start_step * settings.batch_size,
+                          rank=info.rank, world_size=info.world_size)
+    loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=config.data.workers,
+                        pin_memory=device.type == "cuda", drop_last=True)
+
+    def save(step: int) -> None:
+        if info.is_master:
+            save_checkpoint(last, config=config.to_dict(), models={"memory": model.state_dict()},
+                            train={"step": step, "optimizer": optimizer.state_dict(),
+                                   "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                                   "rng": rng_state()})
+
+    writer = _tensorboard(run_dir) if info.is_master else None
+    history: list[StepResult] = []
+    step, interrupted = start_step, False
+    network.train()
+    with _StopFlag() as stop, (open(run_dir / LOG_NAME, "a", newline="") if info.is_master else nullcontext()) as log:
+        log_writer = csv.writer(log) if log is not None else None
+        if log_writer is not None and log.tell() == 0:
+            log_writer.writerow(LOG_COLUMNS)
+        tick = time.perf_counter()
+        for batch in loader:
+            data_time = time.perf_counter() - tick
+            frames = batch["frames"].to(device, non_blocking=True)  # B, T, 3, H, W
+            masks = batch["masks"].to(device, non_blocking=True)  # B, T, K, H, W
+            valid = batch["valid"].to(device, non_blocking=True)  # B, K
+            max_skip = int(batch["info"]["max_skip"].max()) if "max_skip" in batch["info"] else 0
+            hard_fraction = hard_pixel_fraction(step, int(settings.bootstrap_start * settings.steps),
+                                                int(settings.bootstrap_end * settings.steps), settings.bootstrap_top)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                logits = network(frames, masks[:, 0], valid)  # B, T-1, K+1, H, W
+            loss, cross_entropy, dice = clip_loss(logits, masks, valid, hard_fraction, settings.dice_weight)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(parameters, settings.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            step += 1
+
+            compute_time = time.perf_counter() - tick - data_time
+            samples_per_s = settings.batch_size / max(1e-9, data_time + compute_time)
+            reduced = [float(mean_across_processes(v.detach(), info)) for v in (loss, cross_entropy, dice)]
+            result = StepResult(step, *reduced, lr=lr, max_skip=max_skip, hard_fraction=hard_fraction)
+            history.append(result)
+            if info.is_master:
+                if step % settings.log_every == 0 or step == settings.steps:
+                    log_writer.writerow([step, *(f"{v:.6f}" for v in reduced), f"{lr:.3e}", max_skip,
+                                         f"{hard_fraction:.3f}", f"{samples_per_s:.2f}", f"{data_time:.4f}",
+                                         f"{compute_time:.4f}"])
+                    log.flush()
+                    if writer is not None:
+                        for name, value in zip(("loss", "cross_entropy", "dice"), reduced):
+                            writer.add_scalar(f"train/{name}", value, step)
+                        writer.add_scalar("train/lr", lr, step)
+                        writer.add_scalar("train/max_skip", max_skip, step)
+                if on_step is not None:
+                    on_step(result, samples_per_s)
+            if step % settings.checkpoint_every == 0 or step == settings.steps:
+                save(step)
+            if stop.requested or (stop_after is not None and step >= stop_after):
+                interrupted = step < settings.steps
+                save(step)
+                break
+            tick = time.perf_counter()
+    if writer is not None:
+        writer.close()
+    return TrainSummary(run_dir=run_dir, steps_done=step, interrupted=interrupted, last_checkpoint=last,
+                        history=history)
+
+
+def _trim_log(path: Path, keep_through_step: int) -> None:
+    """On resume, drop log rows past the checkpoint (an interrupted run may have logged beyond it)."""
+    if not path.is_file():
+        return
+    rows = list(csv.reader(path.read_text().splitlines()))
+    if not rows:
+        return
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= keep_through_step]
+    lines = "".join(",".join(row) + "\n" for row in kept)
+    write_bytes_atomic(path, lines.encode())
+
+
+def _tensorboard(run_dir: Path) -> Any:
+    """A SummaryWriter when tensorboard is installed; training never requires it."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+
+def load_memory_network(path: str | os.PathLike[str]) -> tuple[MemoryNetwork, Config]:
+    """A trained memory network for inference (any vcseg checkpoint that holds one), in eval mode."""
+    state = load_checkpoint(path)
+    if "memory" not in state["models"]:
+        raise VcsegError(f"{path}: this checkpoint holds no memory network (models: {list(state['models'])})")
+    config = Config.from_dict(state["config"], source=str(path))
+    model = build_model(config.model)
+    model.load_state_dict(state["models"]["memory"])
+    return model.eval(), config
