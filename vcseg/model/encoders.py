@@ -32,6 +32,7 @@ def build_encoder(name: str, in_channels: int = 3, weights: str | Path | None = 
         known = ", ".join(sorted(smp.encoders.encoders)[:8])
         raise VcsegError(f"model encoder {name!r} cannot be built ({str(error)[:120]}); use an "
                          f"segmentation-models-pytorch encoder name such as {known}, or tu-<timm name>") from None
+    drop_uncalled_children(encoder, in_channels)
     unused = freeze_unused(encoder, in_channels)
     if weights is not None:
         load_encoder_weights(encoder, Path(weights), unused)
@@ -42,6 +43,33 @@ def skip_channels(encoder: nn.Module) -> tuple[int, int, int]:
     """Channels of the stride-4, -8 and -16 maps."""
     channels = encoder.out_channels
     return channels[SKIP_INDICES[0]], channels[SKIP_INDICES[1]], channels[SKIP_INDICES[2]]
+
+
+def drop_uncalled_children(encoder: nn.Module, in_channels: int) -> list[str]:
+    """Replace the encoder's child modules that its forward never calls by parameter-free identities.
+
+    smp's ResNets keep `layer4` although a depth-4 encoder never runs it: 8 of resnet18's 11 M
+    parameters, which would otherwise fill every checkpoint with random, never-trained weights.
+    Returns the names of the children replaced.
+    """
+    called: set[str] = set()  # every module, at any depth, that ran (containers may be iterated, not called)
+    hooks = [module.register_forward_hook(lambda module, args, output, name=name: called.add(name))
+             for name, module in encoder.named_modules() if name]
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            encoder(torch.zeros(1, in_channels, 64, 64))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        encoder.train(was_training)
+    dropped = [name for name, child in encoder.named_children()
+               if any(True for _ in child.parameters())
+               and not any(ran == name or ran.startswith(name + ".") for ran in called)]
+    for name in dropped:
+        setattr(encoder, name, nn.Identity())
+    return dropped
 
 
 def freeze_unused(encoder: nn.Module, in_channels: int) -> set[str]:
