@@ -187,6 +187,75 @@ class TrainConfig:
         return list(zip(self.max_skip_at, self.max_skip))
 
 
+PROPOSAL_OUTPUT_STRIDES = (1, 4)
+
+
+@dataclass(frozen=True)
+class ProposalConfig:
+    """The proposal network, its training targets and its post-processing (a `[proposals]` section).
+
+    Model:
+        encoder: smp encoder name (`resnet50` for GPUs, `resnet18` / `mobilenet_v2` for CPU-sized runs).
+        encoder_weights: local state-dict file for the encoder, or None (random). Nothing is downloaded.
+        decoder_channels: channels of the DeepLabV3+ decoder; head_channels: of each head's hidden conv.
+        aspp_rates: dilation rates of the ASPP's three 3x3 branches, at stride 16.
+        output_stride: 4 (the decoder's resolution) or 1 (maps upsampled to the input size).
+    Targets (`vcseg.model.proposal_targets`):
+        centre_sigma: standard deviation of each centre's Gaussian, in input pixels (8 as
+            Panoptic-DeepLab).
+        target_min_area: instances with fewer input pixels are no instance in the targets: no
+            centre peak, no centre or offset loss on their pixels; they stay foreground.
+    Loss (`proposal_loss`): centre_loss_weight, offset_loss_weight multiply the centre MSE and
+        the offset L1 (the foreground BCE has weight 1); bootstrap_fraction: share of the hardest
+        foreground pixels the BCE averages over (1.0: all).
+    Post-processing (`vcseg.infer.proposals`):
+        centre_threshold: lowest centre heatmap value (after the sigmoid) that makes a peak;
+        nms_kernel: max-pool window (output pixels, odd) of the peak non-maximum suppression;
+        top_k: most peaks kept per frame; foreground_threshold: foreground probability above
+        which a pixel belongs to a person; min_proposal_area: fewest pixels of a proposal, at the
+        size the proposals are returned at.
+    """
+
+    encoder: str = "resnet50"
+    encoder_weights: str | None = None
+    decoder_channels: int = 256
+    head_channels: int = 64
+    aspp_rates: tuple[int, ...] = (6, 12, 18)
+    output_stride: int = 4
+    centre_sigma: float = 8.0
+    target_min_area: int = 100
+    centre_loss_weight: float = 200.0
+    offset_loss_weight: float = 0.05
+    bootstrap_fraction: float = 1.0
+    centre_threshold: float = 0.1
+    nms_kernel: int = 7
+    top_k: int = 20
+    foreground_threshold: float = 0.5
+    min_proposal_area: int = 200
+
+    def __post_init__(self) -> None:
+        if not self.encoder:
+            raise VcsegError("proposals.encoder needs an encoder name, e.g. resnet50")
+        for name in ("decoder_channels", "head_channels", "top_k", "target_min_area", "min_proposal_area"):
+            if getattr(self, name) < 1:
+                raise VcsegError(f"proposals.{name} must be at least 1 (got {getattr(self, name)})")
+        if len(self.aspp_rates) != 3 or any(rate < 1 for rate in self.aspp_rates):
+            raise VcsegError(f"proposals.aspp_rates must be three rates >= 1, e.g. [6, 12, 18] "
+                             f"(got {list(self.aspp_rates)})")
+        if self.output_stride not in PROPOSAL_OUTPUT_STRIDES:
+            raise VcsegError(f"proposals.output_stride must be one of {PROPOSAL_OUTPUT_STRIDES} (got {self.output_stride})")
+        if self.centre_sigma <= 0:
+            raise VcsegError(f"proposals.centre_sigma must be positive (got {self.centre_sigma})")
+        if self.centre_loss_weight < 0 or self.offset_loss_weight < 0:
+            raise VcsegError("proposals.centre_loss_weight and proposals.offset_loss_weight must be >= 0")
+        if not 0.0 < self.bootstrap_fraction <= 1.0:
+            raise VcsegError(f"proposals.bootstrap_fraction must be in (0, 1] (got {self.bootstrap_fraction})")
+        if not 0.0 <= self.centre_threshold < 1.0 or not 0.0 <= self.foreground_threshold < 1.0:
+            raise VcsegError("proposals.centre_threshold and proposals.foreground_threshold must be in [0, 1)")
+        if self.nms_kernel < 1 or self.nms_kernel % 2 == 0:
+            raise VcsegError(f"proposals.nms_kernel must be an odd number >= 1 (got {self.nms_kernel})")
+
+
 @dataclass(frozen=True)
 class Config:
     """Every section of a run's configuration."""
@@ -194,6 +263,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    proposals: ProposalConfig = field(default_factory=ProposalConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain values (tuples as lists) for JSON/TOML; `Config.from_dict` reads it back."""
