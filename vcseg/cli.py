@@ -273,9 +273,13 @@ def pack_command(pred_dir: Path | None, frames_root: Path, out: Path | None, che
               help="Run directory: config.json, log.csv, checkpoints/last.pt.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override a config value, e.g. --set train.steps=100 (repeatable).")
+@click.option("--task", type=click.Choice(["memory", "proposals"]), default=None,
+              help="What to train: the memory network, or the person proposal network [default: the "
+                   "config's train.task, memory].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
-def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str, ...], resume: bool) -> None:
-    """Train the memory network (works the same under torchrun --nproc_per_node=G).
+def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str, ...], task: str | None,
+                  resume: bool) -> None:
+    """Train the memory network or the proposal network (the same under torchrun --nproc_per_node=G).
 
     Ctrl-C writes a checkpoint at the end of the current step; --resume continues from it.
     """
@@ -284,8 +288,9 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
     from vcseg.config import load_config
     from vcseg.train.loop import train
 
-    if resume and (config_path or overrides):
-        raise click.UsageError("--resume continues with the run's saved config; drop --config and --set")
+    if resume and (config_path or overrides or task):
+        raise click.UsageError("--resume continues with the run's saved config; drop --config, --set and --task")
+    overrides = (*overrides, f"train.task={task}") if task else overrides
     config = None if resume else load_config(config_path, list(overrides))
     if not resume and config_path is None:
         raise click.UsageError("a new run needs --config CONFIG.toml (see configs/)")
@@ -310,6 +315,57 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
                       + (f", loss {last.loss:.4f}" if last else "") + f"; checkpoint {summary.last_checkpoint}")
         if summary.interrupted:
             console.print(f"continue with: vcseg train --out {run_dir} --resume")
+
+
+# ---- predict ------------------------------------------------------------------------------------
+
+@main.command("predict")
+@click.option("--video-dir", "frames_root", required=True, type=_existing_dir,
+              help="Frames: ROOT/<video>/*.jpg or ROOT/JPEGImages/<video>/*.jpg.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where the masks go: OUT/<video>/<frame stem>.png (and OUT/.predict_log.json).")
+@click.option("--first-masks", "first_masks_root", type=_existing_dir,
+              help="Given masks, MASKS/<video>/<stem>.png: an object starts at the first mask holding its id.")
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Model checkpoint (repeat for an equal-weight ensemble)  [default: weights/default.pt]")
+@click.option("--size", type=click.IntRange(min=16), default=480, show_default=True,
+              help="Short side of the network input (frames are resized, then padded to 16).")
+@click.option("--mem-every", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Every N-th frame joins the working memory.")
+@click.option("--mem-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Most frames in the working memory (oldest dropped).")
+@click.option("--top-k", type=click.IntRange(min=0), default=None,
+              help="Read the memory over the k most similar positions (0: all)  [default: the model's]")
+@click.option("--scales", default="1.0", show_default=True,
+              help="Test-time scales, e.g. 0.75,1.0,1.25 (probabilities averaged).")
+@click.option("--flip", is_flag=True, help="Also run every scale mirrored (probabilities averaged).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              show_default=True, help="auto: bf16 autocast on CUDA GPUs that have it, fp32 otherwise.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Predict the I-th of N shares of the videos  [default: torchrun's RANK/WORLD_SIZE, else all]")
+def predict_command(frames_root: Path, out: Path, first_masks_root: Path | None, checkpoints: tuple[Path, ...],
+                    size: int, mem_every: int, mem_size: int, top_k: int | None, scales: str, flip: bool,
+                    precision: str, device: str, shard: str | None) -> None:
+    """Propagate given masks through every video with the memory network (semi-supervised).
+
+    Resumable: complete videos are skipped, a half-done one is redone.
+    """
+    from vcseg.infer.dataset import predict_dataset
+    from vcseg.infer.options import PredictOptions, parse_scales, parse_shard
+    from vcseg.infer.progress import RichPredictProgress
+
+    options = PredictOptions(size=size, mem_every=mem_every, mem_size=mem_size, top_k=top_k,
+                             scales=parse_scales(scales), flip=flip, precision=precision, device=device)
+    with RichPredictProgress(console) as progress:
+        summary = predict_dataset(frames_root, out, list(checkpoints), first_masks_root, options,
+                                  shard=parse_shard(shard), progress=progress)
+    index, count = summary.shard
+    where = f" (shard {index}/{count})" if count > 1 else ""
+    speed = f", {summary.frames / summary.seconds:.1f} frames/s" if summary.frames and summary.seconds else ""
+    console.print(f"predicted {len(summary.predicted)} video(s), {summary.frames} frames{speed}; "
+                  f"{len(summary.skipped)} already complete{where}; masks in {summary.out}", soft_wrap=True)
+    console.print(f"log: {summary.log_path}", soft_wrap=True)
 
 
 # ---- demo ---------------------------------------------------------------------------------------

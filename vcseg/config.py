@@ -87,6 +87,7 @@ class ModelConfig:
             raise VcsegError("model.encoder and model.value_encoder need an encoder name, e.g. resnet50")
 
 
+TASKS = ("memory", "proposals")
 STAGES = ("static", "video")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LR_SCHEDULES = ("cosine", "step", "constant")
@@ -134,7 +135,8 @@ class DataConfig:
 class TrainConfig:
     """How to train: stage, length, optimiser, schedules, precision, checkpoints.
 
-    stage: "static" (clips warped from single images, STM's pretraining) or "video".
+    task: "memory" (the memory network) or "proposals" (the per-frame person proposal network).
+    stage: "static" (clips warped from single images, STM's pretraining) or "video" (memory task).
     init: a checkpoint whose model weights start this run (e.g. the static stage's last.pt).
     batch_size: clips per step in total, split across torchrun processes.
     max_skip / max_skip_at: the frame-skip curriculum, max_skip[i] from fraction max_skip_at[i]
@@ -145,6 +147,7 @@ class TrainConfig:
     precision: "auto" (bf16 autocast on GPUs that have it, fp32 on CPU), "fp32", "bf16", "fp16".
     """
 
+    task: str = "memory"
     stage: str = "video"
     init: str | None = None
     steps: int = 1000
@@ -167,6 +170,8 @@ class TrainConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise VcsegError(f"train.task {self.task!r} is unknown; choose one of {', '.join(TASKS)}")
         if self.stage not in STAGES:
             raise VcsegError(f"train.stage {self.stage!r} is unknown; choose one of {', '.join(STAGES)}")
         if self.precision not in PRECISIONS:

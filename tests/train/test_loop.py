@@ -11,7 +11,8 @@ import torch
 from tests.train.conftest import tiny_config
 from vcseg.errors import VcsegError
 from vcseg.train.checkpoint import load_checkpoint
-from vcseg.train.loop import clip_loss, load_memory_network, train
+from vcseg.train.loop import load_memory_network, train
+from vcseg.train.tasks import clip_loss
 
 
 def test_training_lowers_the_loss(tiny_videos, tmp_path):
@@ -74,3 +75,24 @@ def test_clip_loss_ignores_padded_slots():
     logits[:, :, 0, 2:] = 10.0
     loss, cross_entropy, dice = clip_loss(logits, masks, torch.tensor([[True, False]]), 1.0, 1.0)
     assert cross_entropy.item() < 1e-3 and dice.item() < 1e-3 and loss.item() < 2e-3
+
+
+def test_proposal_task_trains_through_the_same_loop(tiny_videos, tmp_path):
+    from click.testing import CliRunner
+
+    from vcseg.cli import main
+    from vcseg.train.tasks import ProposalTask
+
+    config_file = tmp_path / "p.toml"
+    config_file.write_text(f'[data]\nroot = "{tiny_videos}"\nshort_side = 64\ncrop = [64, 96]\nworkers = 0\n'
+                           '[train]\nsteps = 3\nbatch_size = 2\nwarmup_steps = 1\nlog_every = 1\n'
+                           '[proposals]\nencoder = "resnet18"\ndecoder_channels = 32\nhead_channels = 16\n')
+    result = CliRunner().invoke(main, ["train", "--config", str(config_file), "--out", str(tmp_path / "run"),
+                                       "--task", "proposals"])
+    assert result.exit_code == 0, result.output
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert list(state["models"]) == ["proposals"] and state["config"]["train"]["task"] == "proposals"
+    header = (tmp_path / "run" / "log.csv").read_text().splitlines()[0].split(",")
+    assert header[:5] == ["step", "loss", *ProposalTask.parts]
+    with pytest.raises(VcsegError, match="holds no memory network"):
+        load_memory_network(tmp_path / "run" / "checkpoints" / "last.pt")

@@ -27,37 +27,35 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from vcseg.config import Config
-from vcseg.data.cache import FrameCache
-from vcseg.data.clips import ClipSampler, VideoClipDataset
-from vcseg.data.static import StaticClipDataset
+from vcseg.data.clips import ClipSampler
 from vcseg.errors import VcsegError
 from vcseg.io.atomic import write_bytes_atomic, write_json_atomic
-from vcseg.io.layouts import find_dataset
 from vcseg.model.network import MemoryNetwork, build_model
 from vcseg.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vcseg.train.distributed import DistInfo, mean_across_processes, setup_distributed, teardown_distributed
-from vcseg.train.losses import bootstrapped_cross_entropy, dice_loss, hard_pixel_fraction, masks_to_target
 from vcseg.train.schedule import lr_factor
+from vcseg.train.tasks import make_task
 
 CONFIG_NAME, LOG_NAME, LAST_NAME = "config.json", "log.csv", "last.pt"
-LOG_COLUMNS = ("step", "loss", "cross_entropy", "dice", "lr", "max_skip", "hard_fraction",
-               "samples_per_s", "data_s", "compute_s")
 
 
 @dataclass
 class StepResult:
     step: int  # 1-based: the number of optimizer steps done after this one
     loss: float
-    cross_entropy: float
-    dice: float
+    parts: dict[str, float]  # the task's loss parts (cross_entropy, dice, ... or foreground, ...)
     lr: float
     max_skip: int
-    hard_fraction: float
+
+    def __getattr__(self, name: str) -> float:  # result.dice reads like a field
+        parts = self.__dict__.get("parts", {})
+        if name in parts:
+            return parts[name]
+        raise AttributeError(name)
 
 
 @dataclass
@@ -88,45 +86,11 @@ def resolve_run_config(run_dir: Path, config: Config | None, resume: bool) -> Co
     return config
 
 
-def build_dataset(config: Config) -> VideoClipDataset | StaticClipDataset:
-    """The stage's clip dataset, restricted to the index's train split when an index is given."""
-    data = config.data
-    root = data.static_root if config.train.stage == "static" and data.static_root else data.root
-    dataset = find_dataset(root, layout=data.layout, masks_root=data.masks)
-    videos = None
-    if data.index is not None:
-        index_path = Path(data.index)
-        if not index_path.is_file():
-            raise VcsegError(f"{index_path}: index not found; write it with `vcseg ingest {root} --index {index_path}`")
-        videos = json.loads(index_path.read_text())["split"]["train"]
-    cache = FrameCache(data.cache, data.short_side) if data.cache else None
-    common = dict(short_side=data.short_side, cache=cache, clip_frames=data.clip_frames,
-                  max_objects=data.max_objects, crop=tuple(data.crop), seed=config.train.seed)
-    if config.train.stage == "static":
-        return StaticClipDataset(dataset, videos, **common)
-    return VideoClipDataset(dataset, videos, paste_probability=data.compose_probability, **common)
-
-
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `precision` on `device`, None for plain fp32."""
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def clip_loss(logits: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor, hard_fraction: float,
-              dice_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Bootstrapped CE + dice over the predicted frames of a batch of clips.
-
-    logits: B, T-1, K+1, H, W; masks: B, T, K, H, W one-hot (frame 0 is the given one); valid: B, K.
-    """
-    predicted = masks[:, 1:].flatten(0, 1)  # B*(T-1), K, H, W
-    flat_logits = logits.flatten(0, 1).float()  # B*(T-1), K+1, H, W
-    cross_entropy = bootstrapped_cross_entropy(flat_logits, masks_to_target(predicted), hard_fraction)
-    probabilities = F.softmax(flat_logits, dim=1)[:, 1:]
-    frames_per_clip = logits.shape[1]
-    dice = dice_loss(probabilities, predicted, valid.repeat_interleave(frames_per_clip, dim=0))
-    return cross_entropy + dice_weight * dice, cross_entropy, dice
 
 
 class _StopFlag:
@@ -180,23 +144,25 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
     local_batch = settings.batch_size // info.world_size
     device = info.device
 
+    task = make_task(config)
     torch.manual_seed(settings.seed)  # the same initial weights in every process and every run
-    model = build_model(config.model)
+    model = task.build_model()
     if settings.init and not resume:
-        model.load_state_dict(load_checkpoint(settings.init)["models"]["memory"])
+        model.load_state_dict(_task_state(load_checkpoint(settings.init), task.name, settings.init))
     model.to(device)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, settings.steps, settings.warmup_steps, kind=settings.lr_schedule))
     dtype = autocast_dtype(settings.precision, device)
+    autocast = {"device_type": device.type, "dtype": dtype, "enabled": dtype is not None}
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16 and device.type == "cuda")
 
     start_step = 0
     last = checkpoint_path(run_dir)
     if resume:
         state = load_checkpoint(last)
-        model.load_state_dict(state["models"]["memory"])
+        model.load_state_dict(_task_state(state, task.name, last))
         optimizer.load_state_dict(state["train"]["optimizer"])
         scheduler.load_state_dict(state["train"]["scheduler"])
         scaler.load_state_dict(state["train"]["scaler"])
@@ -213,9 +179,9 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
             network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         network = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
 
-    dataset = build_dataset(config)
+    dataset = task.build_dataset()
     sampler = ClipSampler(len(dataset), settings.steps * settings.batch_size,
-                          schedule=settings.skip_schedule if settings.stage == "video" else None,
+                          schedule=settings.skip_schedule if task.uses_skip_schedule else None,
                           seed=settings.seed, start_item=start_step * settings.batch_size,
                           rank=info.rank, world_size=info.world_size)
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=config.data.workers,
@@ -223,11 +189,12 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
 
     def save(step: int) -> None:
         if info.is_master:
-            save_checkpoint(last, config=config.to_dict(), models={"memory": model.state_dict()},
+            save_checkpoint(last, config=config.to_dict(), models={task.name: model.state_dict()},
                             train={"step": step, "optimizer": optimizer.state_dict(),
                                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                                    "rng": rng_state()})
 
+    columns = ("step", "loss", *task.parts, "lr", "max_skip", "samples_per_s", "data_s", "compute_s")
     writer = _tensorboard(run_dir) if info.is_master else None
     history: list[StepResult] = []
     step, interrupted = start_step, False
@@ -235,19 +202,12 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
     with _StopFlag() as stop, (open(run_dir / LOG_NAME, "a", newline="") if info.is_master else nullcontext()) as log:
         log_writer = csv.writer(log) if log is not None else None
         if log_writer is not None and log.tell() == 0:
-            log_writer.writerow(LOG_COLUMNS)
+            log_writer.writerow(columns)
         tick = time.perf_counter()
         for batch in loader:
             data_time = time.perf_counter() - tick
-            frames = batch["frames"].to(device, non_blocking=True)  # B, T, 3, H, W
-            masks = batch["masks"].to(device, non_blocking=True)  # B, T, K, H, W
-            valid = batch["valid"].to(device, non_blocking=True)  # B, K
             max_skip = int(batch["info"]["max_skip"].max()) if "max_skip" in batch["info"] else 0
-            hard_fraction = hard_pixel_fraction(step, int(settings.bootstrap_start * settings.steps),
-                                                int(settings.bootstrap_end * settings.steps), settings.bootstrap_top)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                logits = network(frames, masks[:, 0], valid)  # B, T-1, K+1, H, W
-            loss, cross_entropy, dice = clip_loss(logits, masks, valid, hard_fraction, settings.dice_weight)
+            loss, parts = task.loss(network, batch, step, device, autocast)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -260,17 +220,21 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
 
             compute_time = time.perf_counter() - tick - data_time
             samples_per_s = settings.batch_size / max(1e-9, data_time + compute_time)
-            reduced = [float(mean_across_processes(v.detach(), info)) for v in (loss, cross_entropy, dice)]
-            result = StepResult(step, *reduced, lr=lr, max_skip=max_skip, hard_fraction=hard_fraction)
+            loss_value = float(mean_across_processes(loss.detach(), info))
+            part_values = {name: float(mean_across_processes(torch.as_tensor(parts[name], dtype=torch.float32,
+                                                                             device=device), info))
+                           for name in task.parts}
+            result = StepResult(step, loss_value, part_values, lr=lr, max_skip=max_skip)
             history.append(result)
             if info.is_master:
                 if step % settings.log_every == 0 or step == settings.steps:
-                    log_writer.writerow([step, *(f"{v:.6f}" for v in reduced), f"{lr:.3e}", max_skip,
-                                         f"{hard_fraction:.3f}", f"{samples_per_s:.2f}", f"{data_time:.4f}",
+                    log_writer.writerow([step, f"{loss_value:.6f}", *(f"{part_values[n]:.6f}" for n in task.parts),
+                                         f"{lr:.3e}", max_skip, f"{samples_per_s:.2f}", f"{data_time:.4f}",
                                          f"{compute_time:.4f}"])
                     log.flush()
                     if writer is not None:
-                        for name, value in zip(("loss", "cross_entropy", "dice"), reduced):
+                        writer.add_scalar("train/loss", loss_value, step)
+                        for name, value in part_values.items():
                             writer.add_scalar(f"train/{name}", value, step)
                         writer.add_scalar("train/lr", lr, step)
                         writer.add_scalar("train/max_skip", max_skip, step)
@@ -287,6 +251,12 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
         writer.close()
     return TrainSummary(run_dir=run_dir, steps_done=step, interrupted=interrupted, last_checkpoint=last,
                         history=history)
+
+
+def _task_state(state: dict[str, Any], name: str, path: Any) -> dict[str, torch.Tensor]:
+    if name not in state["models"]:
+        raise VcsegError(f"{path}: holds no {name} model (it has: {', '.join(state['models'])})")
+    return state["models"][name]
 
 
 def _trim_log(path: Path, keep_through_step: int) -> None:
