@@ -277,8 +277,10 @@ def pack_command(pred_dir: Path | None, frames_root: Path, out: Path | None, che
               help="What to train: the memory network, or the person proposal network [default: the "
                    "config's train.task, memory].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@click.option("--stop-after", type=click.IntRange(min=1), default=None,
+              help="Stop (with a checkpoint) once this many steps are done, as a time box; --resume goes on.")
 def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str, ...], task: str | None,
-                  resume: bool) -> None:
+                  resume: bool, stop_after: int | None) -> None:
     """Train the memory network or the proposal network (the same under torchrun --nproc_per_node=G).
 
     Ctrl-C writes a checkpoint at the end of the current step; --resume continues from it.
@@ -307,7 +309,7 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
 
         if config is not None:
             bar.update(task, total=config.train.steps)
-        summary = train(config, run_dir, resume=resume, on_step=on_step)
+        summary = train(config, run_dir, resume=resume, stop_after=stop_after, on_step=on_step)
     if is_master:
         last = summary.history[-1] if summary.history else None
         state = "interrupted" if summary.interrupted else "finished"
