@@ -87,7 +87,8 @@ class MemoryNetwork(nn.Module):
     def encode_key(self, frames: torch.Tensor) -> tuple[torch.Tensor, QueryFeatures]:
         """Key and features of B frames: B, 3, H, W in [0, 1] -> (B, key_dim, H/16, W/16 key, features)."""
         _check_size(frames)
-        f4, f8, f16 = (self.encoder(self._normalise(frames))[i] for i in SKIP_INDICES)
+        skips = self.encoder(self._normalise(frames))  # one encoder pass; the skips are picked from it
+        f4, f8, f16 = (skips[i] for i in SKIP_INDICES)
         key = self.key_projection(f16)
         return key, QueryFeatures(f16=f16, f8=f8, f4=f4, value=self.query_value(f16))
 

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+from click.testing import CliRunner
+
+from tests.conftest import make_video, person_masks
+from vcseg.cli import main
+from vcseg.io.masks import read_mask
+
+
+def make_data(root):
+    for name in ("a", "b"):
+        make_video(root, name, person_masks(3), layout="frames-only")
+        make_video(root / "first", name, person_masks(1))  # first masks in their own DAVIS tree
+    return root
+
+
+def test_predict_writes_one_png_per_frame(tmp_path, checkpoint):
+    data = make_data(tmp_path / "data")
+    result = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),
+                                       "--first-masks", str(data / "first"), "--checkpoint", str(checkpoint),
+                                       "--size", "32", "--scales", "1.0,1.5", "--flip"])
+    assert result.exit_code == 0, result.output
+    assert "predicted 2 video(s), 6 frames" in result.output
+    for name in ("a", "b"):
+        assert sorted(p.name for p in (tmp_path / "pred" / name).iterdir()) == ["00000.png", "00001.png", "00002.png"]
+        np.testing.assert_array_equal(read_mask(tmp_path / "pred" / name / "00000.png"), person_masks(1)[0])
+    again = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),
+                                      "--first-masks", str(data / "first"), "--checkpoint", str(checkpoint),
+                                      "--size", "32"])
+    assert again.exit_code == 0 and "predicted 0 video(s), 0 frames; 2 already complete" in again.output
+
+
+def test_shard_option(tmp_path, checkpoint):
+    data = make_data(tmp_path / "data")
+    result = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),
+                                       "--first-masks", str(data / "first"), "--checkpoint", str(checkpoint),
+                                       "--size", "32", "--shard", "1/2"])
+    assert result.exit_code == 0, result.output
+    assert "(shard 1/2)" in result.output
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == [".predict_log.shard-1-of-2.json", "b"]
+    bad = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),
+                                    "--first-masks", str(data / "first"), "--checkpoint", str(checkpoint),
+                                    "--shard", "2/2"])
+    assert bad.exit_code == 1 and "INDEX must be in 0..COUNT-1" in bad.output
+
+
+def test_errors(tmp_path, checkpoint, monkeypatch):
+    data = make_data(tmp_path / "data")
+    out = str(tmp_path / "pred")
+    no_masks = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", out,
+                                         "--checkpoint", str(checkpoint)])
+    assert no_masks.exit_code == 1 and "first masks are needed" in no_masks.output
+    assert "Traceback" not in no_masks.output
+    monkeypatch.chdir(tmp_path)  # no weights/default.pt here
+    no_weights = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", out,
+                                           "--first-masks", str(data / "first")])
+    assert no_weights.exit_code == 1 and "vcseg train" in no_weights.output
+    assert "weights/default.pt" in no_weights.output
+    bad_scales = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", out,
+                                           "--first-masks", str(data / "first"), "--scales", "1,x"])
+    assert bad_scales.exit_code == 1 and "--scales" in bad_scales.output
+    # with weights/default.pt in the working directory, no --checkpoint is needed
+    (tmp_path / "weights").mkdir()
+    shutil.copy(checkpoint, tmp_path / "weights" / "default.pt")
+    default = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", out,
+                                        "--first-masks", str(data / "first"), "--size", "32"])
+    assert default.exit_code == 0, default.output

@@ -1,0 +1,58 @@
+"""Which models predict: checkpoints from disk (or the default weights), or models already loaded."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+
+from vcseg.errors import VcsegError
+from vcseg.infer.options import PredictOptions, resolve_device
+from vcseg.model.network import MemoryNetwork
+from vcseg.train.loop import autocast_dtype, load_memory_network
+
+DEFAULT_WEIGHTS = Path("weights") / "default.pt"
+
+ModelSource = MemoryNetwork | str | os.PathLike
+
+
+def resolve_checkpoints(checkpoints: Sequence[ModelSource]) -> list[ModelSource]:
+    """The given checkpoints/models, or `weights/default.pt` when none is given and it exists."""
+    if checkpoints:
+        return list(checkpoints)
+    if DEFAULT_WEIGHTS.is_file():
+        return [DEFAULT_WEIGHTS]
+    raise VcsegError(f"no --checkpoint given and no default weights at {DEFAULT_WEIGHTS}; train a model "
+                     "(`make weights`, or `vcseg train --config configs/demo.toml --out runs/demo`) and pass "
+                     "--checkpoint runs/demo/checkpoints/last.pt")
+
+
+@contextlib.contextmanager
+def inference_models(sources: Sequence[ModelSource], options: PredictOptions
+                     ) -> Iterator[tuple[list[MemoryNetwork], torch.device, torch.dtype | None]]:
+    """Models ready to predict: (models in eval mode, device, autocast dtype or None), under
+    `torch.inference_mode`.
+
+    Paths are loaded onto the device. Loaded models (validation during training) stay where they
+    are under device "auto" and get their train/eval mode back on exit.
+    """
+    sources = resolve_checkpoints(sources)
+    given = [source for source in sources if isinstance(source, MemoryNetwork)]
+    if options.device == "auto" and given:
+        device = next(given[0].parameters()).device
+    else:
+        device = resolve_device(options.device)
+    models = [source if isinstance(source, MemoryNetwork) else load_memory_network(Path(source))[0]
+              for source in sources]
+    was_training = [model.training for model in models]
+    try:
+        for model in models:
+            model.to(device).eval()
+        with torch.inference_mode():
+            yield models, device, autocast_dtype(options.precision, device)
+    finally:
+        for model, training in zip(models, was_training):
+            model.train(training)

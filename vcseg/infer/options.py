@@ -1,0 +1,94 @@
+"""How to predict: input size, memory bounds, test-time augmentation, device, precision, shard."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from vcseg.config import PRECISIONS
+from vcseg.errors import VcsegError
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """Settings of `predict_video` / `predict_dataset` (the `vcseg predict` options).
+
+    size: short side of the network input for scale 1.0 (frames are resized, then padded to 16).
+    mem_every: every mem_every-th frame joins the working memory, which holds at most mem_size.
+    top_k: memory read over the k most similar positions; None = the model's config.top_k.
+    scales / flip: test-time augmentation; each (model, scale, flip) runs its own engine and the
+        probability maps are averaged at the frame's own size.
+    precision: "auto" (bf16 autocast on CUDA GPUs that support it, fp32 otherwise), fp32, bf16, fp16.
+    device: "auto" (CUDA when present, else the CPU; loaded models: where they already are), or a
+        torch device name.
+    """
+
+    size: int = 480
+    mem_every: int = 5
+    mem_size: int = 8
+    top_k: int | None = None
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+    precision: str = "auto"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.size < 16:
+            raise VcsegError(f"--size must be at least 16 pixels (got {self.size})")
+        if self.mem_every < 1 or self.mem_size < 1:
+            raise VcsegError(f"--mem-every and --mem-size must be at least 1 (got {self.mem_every}, {self.mem_size})")
+        if self.top_k is not None and self.top_k < 0:
+            raise VcsegError(f"--top-k must be >= 0, 0 meaning all positions (got {self.top_k})")
+        if not self.scales or any(scale <= 0 for scale in self.scales):
+            raise VcsegError(f"--scales must be positive numbers, e.g. 0.75,1.0,1.25 (got {list(self.scales)})")
+        if any(round(self.size * scale) < 16 for scale in self.scales):
+            raise VcsegError(f"--scales {list(self.scales)} at --size {self.size} make a short side under 16 pixels")
+        if self.precision not in PRECISIONS:
+            raise VcsegError(f"--precision {self.precision!r} is unknown; choose one of {', '.join(PRECISIONS)}")
+
+    @property
+    def augmentations(self) -> list[tuple[float, bool]]:
+        """(scale, flipped) of every engine run per model."""
+        return [(scale, flipped) for scale in self.scales for flipped in ((False, True) if self.flip else (False,))]
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """'0.75,1.0,1.25' -> (0.75, 1.0, 1.25)."""
+    try:
+        scales = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise VcsegError(f"--scales {text!r}: write comma-separated numbers, e.g. 0.75,1.0,1.25") from None
+    if not scales:
+        raise VcsegError("--scales needs at least one scale, e.g. 1.0")
+    return scales
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """'i/n' -> (i, n) with 0 <= i < n; None -> this torchrun rank's share (RANK/WORLD_SIZE), else (0, 1)."""
+    if text is None:
+        return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise VcsegError(f"--shard {text!r}: write INDEX/COUNT, e.g. 0/4 for the first of four shards") from None
+    if count < 1 or not 0 <= index < count:
+        raise VcsegError(f"--shard {text!r}: INDEX must be in 0..COUNT-1 and COUNT at least 1")
+    return index, count
+
+
+def resolve_device(requested: str) -> torch.device:
+    """'auto' -> this process's CUDA GPU (LOCAL_RANK under torchrun) when there is one, else the CPU."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        return torch.device("cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise VcsegError(f"--device {requested!r} is not a device name; use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise VcsegError("--device cuda but no CUDA device is visible; use --device cpu or auto")
+    return device
+
