@@ -288,7 +288,7 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from vcseg.config import load_config
-    from vcseg.train.loop import train
+    from vcseg.train.loop import resolve_run_config, train
 
     if resume and (config_path or overrides or task):
         raise click.UsageError("--resume continues with the run's saved config; drop --config, --set and --task")
@@ -297,19 +297,24 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
     if not resume and config_path is None:
         raise click.UsageError("a new run needs --config CONFIG.toml (see configs/)")
     is_master = int(os.environ.get("RANK", "0")) == 0
+    config = resolve_run_config(run_dir, config, resume)
+    validate = None
+    if config.train.val_every and config.train.task == "memory" and is_master:
+        from vcseg.validation import validator_from_config
+
+        validate = validator_from_config(config, config.train.val_videos, config.train.val_frames)
     with Progress(TextColumn("step"), MofNCompleteColumn(), BarColumn(),
                   TextColumn("loss {task.fields[loss]} lr {task.fields[lr]} skip {task.fields[skip]} "
                              "{task.fields[speed]} samples/s"),
                   TimeRemainingColumn(), console=console, disable=not (is_master and console.is_terminal)) as bar:
-        task = bar.add_task("train", total=None, loss="-", lr="-", skip="-", speed="-")
+        bar_task = bar.add_task("train", total=None, loss="-", lr="-", skip="-", speed="-")
 
         def on_step(result, samples_per_s: float) -> None:
-            bar.update(task, completed=result.step, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}",
+            bar.update(bar_task, completed=result.step, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}",
                        skip=result.max_skip, speed=f"{samples_per_s:.1f}")
 
-        if config is not None:
-            bar.update(task, total=config.train.steps)
-        summary = train(config, run_dir, resume=resume, stop_after=stop_after, on_step=on_step)
+        bar.update(bar_task, total=config.train.steps)
+        summary = train(config, run_dir, resume=resume, stop_after=stop_after, on_step=on_step, validate=validate)
     if is_master:
         last = summary.history[-1] if summary.history else None
         state = "interrupted" if summary.interrupted else "finished"

@@ -145,6 +145,9 @@ class TrainConfig:
     bootstrap_start / bootstrap_end: fractions of training over which the cross-entropy narrows
         from all pixels to the hardest `bootstrap_top` fraction.
     precision: "auto" (bf16 autocast on GPUs that have it, fp32 on CPU), "fp32", "bf16", "fp16".
+    val_every: every this many steps (0: never), predict the first `val_videos` videos of the
+        index's val split (`val_frames` frames each) from their first masks, score them (J&F), and
+        keep the best checkpoint as best.pt (memory task).
     """
 
     task: str = "memory"
@@ -168,6 +171,9 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_every: int = 200
     log_every: int = 10
+    val_every: int = 0
+    val_videos: int = 4
+    val_frames: int = 30
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -179,6 +185,8 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise VcsegError(f"train.lr_schedule {self.lr_schedule!r} is unknown; "
                              f"choose one of {', '.join(LR_SCHEDULES)}")
+        if self.val_every < 0 or self.val_videos < 1 or self.val_frames < 2:
+            raise VcsegError("train.val_every must be >= 0, val_videos >= 1, val_frames >= 2")
         if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1 or self.log_every < 1:
             raise VcsegError("train.steps, batch_size, checkpoint_every and log_every must be at least 1")
         if len(self.max_skip) != len(self.max_skip_at) or not self.max_skip:

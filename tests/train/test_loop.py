@@ -96,3 +96,27 @@ def test_proposal_task_trains_through_the_same_loop(tiny_videos, tmp_path):
     assert header[:5] == ["step", "loss", *ProposalTask.parts]
     with pytest.raises(VcsegError, match="holds no memory network"):
         load_memory_network(tmp_path / "run" / "checkpoints" / "last.pt")
+
+
+def test_validation_keeps_the_best_checkpoint(tiny_videos, tmp_path):
+    from vcseg.data.ingest import ingest
+    from vcseg.io.atomic import write_json_atomic
+    from vcseg.validation import validator_from_config
+
+    index = ingest(tiny_videos, val_fraction=0.5, seed=0, workers=1).index
+    write_json_atomic(tmp_path / "index.json", index)
+    config = tiny_config(tiny_videos, "train.steps=4", "train.val_every=2", "train.val_frames=4",
+                         "train.checkpoint_every=1000", f"data.index={tmp_path / 'index.json'}")
+    validator = validator_from_config(config, max_videos=1, max_frames=4)
+    assert [v.name for v in validator.videos] == index["split"]["val"]
+    train(config, tmp_path / "run", validate=validator)
+    rows = list(csv.DictReader((tmp_path / "run" / "val.csv").open()))
+    assert [int(r["step"]) for r in rows] == [2, 4]
+    scores = [float(r["JF_mean"]) for r in rows]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert best["train"]["step"] == (2 if scores[0] >= scores[1] else 4)
+    assert best["train"]["best_score"] == pytest.approx(max(scores), abs=1e-6)
+    # the video the model trains on is not among those it is validated on
+    from vcseg.train.tasks import train_videos
+    assert set(train_videos(config)).isdisjoint(index["split"]["val"])

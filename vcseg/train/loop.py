@@ -5,6 +5,8 @@ Run directory:
     RUN/config.json            the resolved config (what `--resume` continues with)
     RUN/log.csv                one row per `train.log_every` steps
     RUN/checkpoints/last.pt    model, optimizer, scheduler, scaler, step, RNG states, config
+    RUN/checkpoints/best.pt    the checkpoint with the best validation J&F (when validating)
+    RUN/val.csv                step, J, F, J&F of each validation (when validating)
     RUN/tensorboard/           event files, when the tensorboard package is installed
 
 Exact resume: every training clip is a pure function of (seed, its place in the whole run), the
@@ -40,7 +42,8 @@ from vcseg.train.distributed import DistInfo, mean_across_processes, setup_distr
 from vcseg.train.schedule import lr_factor
 from vcseg.train.tasks import make_task
 
-CONFIG_NAME, LOG_NAME, LAST_NAME = "config.json", "log.csv", "last.pt"
+CONFIG_NAME, LOG_NAME, LAST_NAME, BEST_NAME, VAL_NAME = "config.json", "log.csv", "last.pt", "best.pt", "val.csv"
+Validate = Callable[[torch.nn.Module], dict[str, float]]  # model -> {"J_mean", "F_mean", "JF_mean"}
 
 
 @dataclass
@@ -119,24 +122,27 @@ class _StopFlag:
 
 def train(config: Config | None, run_dir: str | os.PathLike[str], *, resume: bool = False,
           stop_after: int | None = None,
-          on_step: Callable[[StepResult, float], None] | None = None) -> TrainSummary:
-    """Train the memory network into `run_dir` (see the module docstring).
+          on_step: Callable[[StepResult, float], None] | None = None,
+          validate: Validate | None = None) -> TrainSummary:
+    """Train the task's model into `run_dir` (see the module docstring).
 
     stop_after: stop (with a checkpoint) once this many steps are done, as if interrupted.
     on_step: called on rank 0 after every step with its result and samples per second.
+    validate: scores the model every `train.val_every` steps on rank 0 (`vcseg.validation`);
+        the best score's checkpoint is kept as best.pt.
     """
     run_dir = Path(run_dir)
     config = resolve_run_config(run_dir, config, resume)
     settings = config.train
     info = setup_distributed(settings.device)
     try:
-        return _train(config, run_dir, info, resume, stop_after, on_step)
+        return _train(config, run_dir, info, resume, stop_after, on_step, validate)
     finally:
         teardown_distributed()
 
 
 def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_after: int | None,
-           on_step: Callable[[StepResult, float], None] | None) -> TrainSummary:
+           on_step: Callable[[StepResult, float], None] | None, validate: Validate | None) -> TrainSummary:
     settings = config.train
     if settings.batch_size % info.world_size:
         raise VcsegError(f"train.batch_size={settings.batch_size} does not split over {info.world_size} "
@@ -158,7 +164,7 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
     autocast = {"device_type": device.type, "dtype": dtype, "enabled": dtype is not None}
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16 and device.type == "cuda")
 
-    start_step = 0
+    start_step, best_score = 0, float("-inf")
     last = checkpoint_path(run_dir)
     if resume:
         state = load_checkpoint(last)
@@ -168,10 +174,12 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
         scaler.load_state_dict(state["train"]["scaler"])
         set_rng_state(state["train"]["rng"])
         start_step = int(state["train"]["step"])
+        best_score = float(state["train"].get("best_score", float("-inf")))
     if info.is_master:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / CONFIG_NAME, config.to_dict())
         _trim_log(run_dir / LOG_NAME, start_step)
+        _trim_log(run_dir / VAL_NAME, start_step)
 
     network: torch.nn.Module = model
     if info.distributed:
@@ -187,12 +195,29 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=config.data.workers,
                         pin_memory=device.type == "cuda", drop_last=True)
 
-    def save(step: int) -> None:
+    def save(step: int, path: Path = last) -> None:
         if info.is_master:
-            save_checkpoint(last, config=config.to_dict(), models={task.name: model.state_dict()},
+            save_checkpoint(path, config=config.to_dict(), models={task.name: model.state_dict()},
                             train={"step": step, "optimizer": optimizer.state_dict(),
                                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                                   "rng": rng_state()})
+                                   "rng": rng_state(), "best_score": best_score})
+
+    def run_validation(step: int) -> None:
+        nonlocal best_score
+        model.eval()
+        scores = validate(model)
+        model.train()
+        path = run_dir / VAL_NAME
+        with open(path, "a", newline="") as handle:
+            if handle.tell() == 0:
+                handle.write("step,J_mean,F_mean,JF_mean\n")
+            handle.write(f"{step},{scores['J_mean']:.6f},{scores['F_mean']:.6f},{scores['JF_mean']:.6f}\n")
+        if writer is not None:
+            for name, value in scores.items():
+                writer.add_scalar(f"val/{name}", value, step)
+        if scores["JF_mean"] > best_score:
+            best_score = scores["JF_mean"]
+            save(step, last.with_name(BEST_NAME))
 
     columns = ("step", "loss", *task.parts, "lr", "max_skip", "samples_per_s", "data_s", "compute_s")
     writer = _tensorboard(run_dir) if info.is_master else None
@@ -240,6 +265,9 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
                         writer.add_scalar("train/max_skip", max_skip, step)
                 if on_step is not None:
                     on_step(result, samples_per_s)
+            if validate is not None and info.is_master and settings.val_every and \
+                    (step % settings.val_every == 0 or step == settings.steps):
+                run_validation(step)
             if step % settings.checkpoint_every == 0 or step == settings.steps:
                 save(step)
             if stop.requested or (stop_after is not None and step >= stop_after):
