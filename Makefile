@@ -9,7 +9,10 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 DEMO_DIR := demo_out
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup test demo bench clean
+WEIGHTS_DATA := data/weights-train
+WEIGHTS_RUN := runs/default-weights
+
+.PHONY: setup test demo bench weights clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +30,14 @@ demo: setup
 
 bench: setup
 	$(PY) -m benchmarks.run
+
+# The CPU default model, weights/default.pt: procedural training videos, then about an hour of
+# CPU training (configs/default-weights.toml); an interrupted run continues where it stopped.
+weights: setup
+	$(VCSEG) synth $(WEIGHTS_DATA) --videos 48 --frames 40 --size 240x427 --people 1-4 --seed 100 --overwrite
+	if [ -f $(WEIGHTS_RUN)/checkpoints/last.pt ]; then $(VCSEG) train --out $(WEIGHTS_RUN) --resume; \
+	else $(VCSEG) train --config configs/default-weights.toml --out $(WEIGHTS_RUN); fi
+	$(VCSEG) export --memory $(WEIGHTS_RUN)/checkpoints/last.pt --out weights/default.pt
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache

@@ -375,6 +375,24 @@ def predict_command(frames_root: Path, out: Path, first_masks_root: Path | None,
     console.print(f"log: {summary.log_path}", soft_wrap=True)
 
 
+# ---- export -------------------------------------------------------------------------------------
+
+@main.command("export")
+@click.option("--memory", "memory", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Training checkpoint of the memory network (RUN/checkpoints/best.pt or last.pt).")
+@click.option("--proposals", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Training checkpoint of the proposal network.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The inference checkpoint to write, e.g. weights/default.pt.")
+@click.option("--half/--full", default=True, show_default=True, help="Store weights in fp16 (half the size).")
+def export_command(memory: Path | None, proposals: Path | None, out: Path, half: bool) -> None:
+    """Write one inference checkpoint (no training state) holding the memory and/or proposal network."""
+    from vcseg.train.checkpoint import export_weights
+
+    path = export_weights(out, memory=memory, proposals=proposals, half=half)
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
 # ---- demo ---------------------------------------------------------------------------------------
 
 @main.command("demo")

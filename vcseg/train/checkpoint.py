@@ -77,7 +77,30 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return payload
 
 
-def strip_training_state(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
-    """A copy of a checkpoint without optimizer/RNG state: what inference and sharing need."""
-    payload = load_checkpoint(path)
-    return save_checkpoint(out, config=payload["config"], models=payload["models"])
+def export_weights(out: str | os.PathLike[str], memory: str | os.PathLike[str] | None = None,
+                   proposals: str | os.PathLike[str] | None = None, half: bool = True) -> Path:
+    """One inference checkpoint from training checkpoints: no optimizer or RNG state, the memory
+    network and/or the proposal network side by side, weights in fp16 when `half` (they load into
+    fp32 models unchanged in shape; the rounding is far below what the models resolve).
+
+    The config is the memory run's, with the proposal run's `proposals` section when both are given.
+    """
+    if memory is None and proposals is None:
+        raise VcsegError("export needs --memory CKPT and/or --proposals CKPT")
+    models: dict[str, dict[str, torch.Tensor]] = {}
+    config: dict[str, Any] | None = None
+    for name, path in (("memory", memory), ("proposals", proposals)):
+        if path is None:
+            continue
+        payload = load_checkpoint(path)
+        if name not in payload["models"]:
+            raise VcsegError(f"{path}: holds no {name} model (it has: {', '.join(payload['models'])})")
+        models[name] = payload["models"][name]
+        if config is None:
+            config = dict(payload["config"])
+        elif "proposals" in payload["config"]:
+            config["proposals"] = payload["config"]["proposals"]
+    if half:
+        models = {name: {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
+                  for name, state in models.items()}
+    return save_checkpoint(out, config=config, models=models)
