@@ -351,14 +351,24 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
 @click.option("--shard", default=None, metavar="I/N",
               help="Predict the I-th of N shares of the videos  [default: torchrun's RANK/WORLD_SIZE, else all]")
+@click.option("--proposals", "proposals", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Checkpoint of the proposal network (no --first-masks)  [default: the first --checkpoint "
+                   "holding one]")
+@click.option("--key-every", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Without --first-masks: look for people every K frames (and on each shot's first).")
+@click.option("--max-instances", type=click.IntRange(1, 255), default=8, show_default=True,
+              help="Without --first-masks: most persons written per video (the competition allows 8).")
 def predict_command(frames_root: Path, out: Path, first_masks_root: Path | None, checkpoints: tuple[Path, ...],
                     size: int, mem_every: int, mem_size: int, top_k: int | None, scales: str, flip: bool,
-                    precision: str, device: str, shard: str | None) -> None:
-    """Propagate given masks through every video with the memory network (semi-supervised).
+                    precision: str, device: str, shard: str | None, proposals: Path | None, key_every: int,
+                    max_instances: int) -> None:
+    """Segment every person of every video: propagate given masks (--first-masks, semi-supervised),
+    or find the people with the proposal network on key frames and track them (at most 8 ids).
 
     Resumable: complete videos are skipped, a half-done one is redone.
     """
     from vcseg.infer.dataset import predict_dataset
+    from vcseg.infer.discovery import DiscoveryOptions
     from vcseg.infer.options import PredictOptions, parse_scales, parse_shard
     from vcseg.infer.progress import RichPredictProgress
 
@@ -366,7 +376,8 @@ def predict_command(frames_root: Path, out: Path, first_masks_root: Path | None,
                              scales=parse_scales(scales), flip=flip, precision=precision, device=device)
     with RichPredictProgress(console) as progress:
         summary = predict_dataset(frames_root, out, list(checkpoints), first_masks_root, options,
-                                  shard=parse_shard(shard), progress=progress)
+                                  shard=parse_shard(shard), progress=progress, proposals=proposals,
+                                  discovery=DiscoveryOptions(key_every=key_every, max_instances=max_instances))
     index, count = summary.shard
     where = f" (shard {index}/{count})" if count > 1 else ""
     speed = f", {summary.frames / summary.seconds:.1f} frames/s" if summary.frames and summary.seconds else ""

@@ -52,7 +52,7 @@ def test_errors(tmp_path, checkpoint, monkeypatch):
     out = str(tmp_path / "pred")
     no_masks = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", out,
                                          "--checkpoint", str(checkpoint)])
-    assert no_masks.exit_code == 1 and "first masks are needed" in no_masks.output
+    assert no_masks.exit_code == 1 and "no mask given and no proposal network" in no_masks.output
     assert "Traceback" not in no_masks.output
     monkeypatch.chdir(tmp_path)  # no weights/default.pt here
     no_weights = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", out,

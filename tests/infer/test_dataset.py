@@ -78,7 +78,7 @@ def test_shards_split_the_videos(dataset, tmp_path, checkpoint, monkeypatch):
 
 
 def test_errors_name_the_fix(dataset, tmp_path, checkpoint):
-    with pytest.raises(VcsegError, match="first masks are needed"):
+    with pytest.raises(VcsegError, match="no mask given and no proposal network"):
         predict_dataset(dataset, tmp_path / "pred", [checkpoint])
     masks = tmp_path / "masks"
     (masks / "a").mkdir(parents=True)

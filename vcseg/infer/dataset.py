@@ -20,24 +20,25 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from vcseg.errors import VcsegError
+from vcseg.infer.discovery import Discovery, DiscoveryOptions, relabel, split_shots
 from vcseg.infer.models import ModelSource, inference_models, resolve_checkpoints
 from vcseg.infer.options import PredictOptions, parse_shard
 from vcseg.infer.propagate import GivenMasks, ObjectSource, VideoStats, propagate
 from vcseg.io.atomic import write_json_atomic
 from vcseg.io.frames import read_frame
 from vcseg.io.layouts import VideoFiles, find_dataset, find_mask_videos
-from vcseg.io.masks import write_mask
+from vcseg.io.masks import read_mask, write_mask
 
 PARTIAL_SUFFIX = ".partial"
 
-ObjectSourceFactory = Callable[[VideoFiles], ObjectSource]
+ObjectSourceFactory = Callable[[VideoFiles], "ObjectSource | Discovery"]
 
 
 class PredictProgress(Protocol):
@@ -82,12 +83,15 @@ def predict_dataset(frames_root: str | os.PathLike[str], out: str | os.PathLike[
                     checkpoints: Sequence[ModelSource] = (), first_masks_root: str | os.PathLike[str] | None = None,
                     options: PredictOptions = PredictOptions(), *, shard: tuple[int, int] | None = None,
                     object_sources: ObjectSourceFactory | None = None,
+                    discovery: DiscoveryOptions | None = None, proposals: Any = None,
                     progress: PredictProgress | None = None) -> PredictSummary:
     """Predict every video under `frames_root` into `out/<video>/<stem>.png`; returns a summary.
 
     frames_root: any layout `find_dataset` reads. first_masks_root: `<video>/<stem>.png` masks
     (or a dataset root with Annotations/): objects start at the first mask holding their id.
-    Without it, `object_sources` (video -> object source) must say where objects come from.
+    Without it, `object_sources` (video -> object source) says where objects come from, or else
+    the people are found by the proposal network (`proposals`: a path or a loaded network; None:
+    the first checkpoint that holds one) with `discovery` settings, and at most 8 ids are written.
     checkpoints: paths or loaded models (an equal-weight ensemble); none: weights/default.pt.
     shard: (index, count); None: torchrun's RANK / WORLD_SIZE, or the whole dataset.
     """
@@ -111,8 +115,9 @@ def predict_dataset(frames_root: str | os.PathLike[str], out: str | os.PathLike[
             masks = given[video.name]
             return GivenMasks({i: masks[stem] for i, stem in enumerate(video.frames) if stem in masks})
     elif object_sources is None:
-        raise VcsegError("first masks are needed: pass --first-masks MASKS_ROOT with each video's first-frame "
-                         "mask (MASKS_ROOT/<video>/<stem>.png); finding people without masks comes later")
+        discovery = discovery or DiscoveryOptions()
+        options = replace(options, max_objects=options.max_objects or discovery.max_live_tracks)
+        proposal_model = _proposal_network(proposals, checkpoints)
 
     shard = parse_shard(None) if shard is None else shard
     summary = PredictSummary(out=out, shard=shard, log_path=log_path(out, shard))
@@ -125,6 +130,12 @@ def predict_dataset(frames_root: str | os.PathLike[str], out: str | os.PathLike[
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with inference_models(checkpoints, options) as (models, device, dtype):
+        if object_sources is None:
+            proposal_model.to(device).eval()
+
+            def object_sources(video: VideoFiles) -> Discovery:
+                return Discovery(proposal_model, discovery, options.size, dtype)
+
         for video in mine:
             if video.name in complete:
                 summary.skipped.append(video.name)
@@ -157,10 +168,21 @@ def _predict_one(video: VideoFiles, out: Path, models: list, object_source: Obje
     stats = VideoStats()
     started = time.perf_counter()
     stems = video.stems
-    for stem, ids in zip(stems, propagate(models, _frames(video), object_source, options, device, dtype, stats)):
+    if isinstance(object_source, Discovery):
+        masks = _discover(models, video, object_source, options, device, dtype, stats)
+    else:
+        masks = propagate(models, _frames(video), object_source, options, device, dtype, stats)
+    for stem, ids in zip(stems, masks):
         write_mask(partial / f"{stem}.png", ids)
         if progress is not None:
             progress.frame_done()
+    discovery_log = None
+    if isinstance(object_source, Discovery):  # now that every track is known: the final ids, at most 8
+        mapping = object_source.final_ids()
+        for stem in stems:
+            write_mask(partial / f"{stem}.png", relabel(read_mask(partial / f"{stem}.png"), mapping))
+        discovery_log = {"tracks": len(object_source.tracks), "kept": len({v for v in mapping.values() if v}),
+                         "notes": object_source.log}
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
@@ -174,12 +196,42 @@ def _predict_one(video: VideoFiles, out: Path, models: list, object_source: Obje
         "fps": round(stats.frames / seconds, 3) if seconds > 0 else None,
         "device": str(device), "memory_bank_peak_bytes": stats.memory_bank_peak_bytes, "rss_peak_bytes": rss,
     }
+    if discovery_log is not None:
+        record["discovery"] = discovery_log
     if device.type == "cuda":
         record["cuda_peak_bytes"] = torch.cuda.max_memory_allocated(device)
         record["peak_memory_bytes"] = record["cuda_peak_bytes"]
     else:
         record["peak_memory_bytes"] = max(stats.memory_bank_peak_bytes, rss)
     return record
+
+
+def _discover(models: list, video: VideoFiles, discovery: Discovery, options: PredictOptions,
+              device: torch.device, dtype: torch.dtype | None, stats: VideoStats):
+    """Unsupervised propagation: a fresh memory per shot, people found by `discovery`; yields
+    each frame's track ids (renumbered by `discovery.final_ids()` once the video is done)."""
+    index = 0
+    for first, shot in split_shots(_frames(video), discovery.options.cut_threshold):
+        for ids in propagate(models, shot, discovery.for_shot(first), options, device, dtype, stats):
+            discovery.observe(index, ids)
+            index += 1
+            yield ids
+
+
+def _proposal_network(proposals: Any, checkpoints: Sequence[ModelSource]) -> torch.nn.Module:
+    """The proposal network: given (path or module), or from the first checkpoint holding one."""
+    from vcseg.train.checkpoint import load_checkpoint
+    from vcseg.train.loop import load_proposal_network
+
+    if isinstance(proposals, torch.nn.Module):
+        return proposals
+    if proposals is not None:
+        return load_proposal_network(proposals)[0]
+    for source in checkpoints:
+        if isinstance(source, (str, os.PathLike)) and "proposals" in load_checkpoint(source)["models"]:
+            return load_proposal_network(source)[0]
+    raise VcsegError("no mask given and no proposal network to find the people: pass --first-masks MASKS_ROOT, "
+                     "or a checkpoint holding a proposal network (make weights; vcseg export --proposals)")
 
 
 def _frames(video: VideoFiles):

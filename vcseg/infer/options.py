@@ -23,6 +23,8 @@ class PredictOptions:
     precision: "auto" (bf16 autocast on CUDA GPUs that support it, fp32 otherwise), fp32, bf16, fp16.
     device: "auto" (CUDA when present, else the CPU; loaded models: where they already are), or a
         torch device name.
+    max_objects: most objects tracked at once (None: the model's config.max_objects); the
+        unsupervised path raises it to follow more candidate tracks than it finally keeps.
     """
 
     size: int = 480
@@ -33,6 +35,7 @@ class PredictOptions:
     flip: bool = False
     precision: str = "auto"
     device: str = "auto"
+    max_objects: int | None = None
 
     def __post_init__(self) -> None:
         if self.size < 16:

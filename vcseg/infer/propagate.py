@@ -94,7 +94,8 @@ def propagate(models: Sequence[MemoryNetwork], frames: Iterable[np.ndarray], obj
     Call under `torch.inference_mode()` with models in eval mode on `device` (`inference_models`
     does both); dtype is the autocast dtype (None: fp32).
     """
-    members = [_Member(InferenceEngine(model, options.mem_every, options.mem_size, options.top_k), scale, flipped)
+    members = [_Member(InferenceEngine(model, options.mem_every, options.mem_size, options.top_k,
+                                       options.max_objects), scale, flipped)
                for model in models for scale, flipped in options.augmentations]
     max_objects = min(member.engine.max_objects for member in members)
     for member in members:

@@ -317,3 +317,17 @@ def load_memory_network(path: str | os.PathLike[str]) -> tuple[MemoryNetwork, Co
     model = build_model(config.model)
     model.load_state_dict(state["models"]["memory"])
     return model.eval(), config
+
+
+def load_proposal_network(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Config]:
+    """A trained person proposal network for inference (a checkpoint that holds one), in eval mode."""
+    from vcseg.model.proposals import build_proposal_model
+
+    state = load_checkpoint(path)
+    if "proposals" not in state["models"]:
+        raise VcsegError(f"{path}: this checkpoint holds no proposal network (models: {list(state['models'])}); "
+                         "train one with `vcseg train --task proposals` and combine with `vcseg export`")
+    config = Config.from_dict(state["config"], source=str(path))
+    model = build_proposal_model(config.proposals)
+    model.load_state_dict(state["models"]["proposals"])
+    return model.eval(), config

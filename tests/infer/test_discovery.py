@@ -1,0 +1,127 @@
+"""The unsupervised path: proposals on key frames, tracks, the 8 cap, shots (with a perfect-copy
+memory network and hand-made proposals, so every expected id can be worked out by hand)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from torch import nn
+
+from tests.infer.conftest import copy_model
+from vcseg.infer import discovery as discovery_module
+from vcseg.infer.dataset import predict_dataset
+from vcseg.infer.discovery import DiscoveryOptions, mask_iou, relabel, split_shots
+from vcseg.infer.options import PredictOptions
+from vcseg.infer.proposals import Proposal
+from vcseg.io.masks import read_mask
+
+H, W = 64, 128
+OPTIONS = PredictOptions(size=64, device="cpu", precision="fp32")
+
+
+def box(top: int, left: int, height: int, width: int) -> np.ndarray:
+    mask = np.zeros((H, W), bool)
+    mask[top:top + height, left:left + width] = True
+    return mask
+
+
+def proposal(mask: np.ndarray, score: float = 0.9) -> Proposal:
+    ys, xs = np.nonzero(mask)
+    return Proposal(mask=mask, score=score, centre=(float(ys.mean()), float(xs.mean())), area=int(mask.sum()))
+
+
+def write_video(root, name: str, frames: int, grey=lambda t: 90) -> None:
+    rng = np.random.default_rng(0)
+    for t in range(frames):
+        pixels = np.clip(grey(t) + rng.integers(-3, 4, (H, W, 3)), 0, 255).astype(np.uint8)
+        path = root / name / f"{t:05d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path, quality=95)
+
+
+def stub_proposals(monkeypatch, per_call):
+    """predict_proposals replaced: the k-th call (k-th key frame) returns per_call(k)."""
+    calls = []
+
+    def fake(model, frame, size=None, **kwargs):
+        calls.append(frame.shape)
+        return per_call(len(calls) - 1)
+
+    monkeypatch.setattr(discovery_module, "predict_proposals", fake)
+    return calls
+
+
+def run(tmp_path, key_every=3, **options):
+    return predict_dataset(tmp_path / "test", tmp_path / "pred", [copy_model()], None, OPTIONS,
+                           proposals=nn.Identity(), discovery=DiscoveryOptions(key_every=key_every, **options))
+
+
+def output(tmp_path, name, frames):
+    return [read_mask(tmp_path / "pred" / name / f"{t:05d}.png") for t in range(frames)]
+
+
+def test_twelve_people_give_the_eight_most_salient(tmp_path, monkeypatch):
+    write_video(tmp_path / "test", "crowd", 6)
+    # 12 people in a row, widths 3..14: equal score and duration, so salience follows the area
+    widths = list(range(3, 15))
+    lefts = np.cumsum([0, *[w + 1 for w in widths[:-1]]])
+    people = [box(10, int(left), 40, width) for left, width in zip(lefts, widths)]
+    stub_proposals(monkeypatch, lambda k: [proposal(p) for p in people])
+    summary = run(tmp_path)
+    masks = output(tmp_path, "crowd", 6)
+    ids = sorted(set(np.unique(np.stack(masks)).tolist()) - {0})
+    assert ids == list(range(1, 9))
+    # the 8 widest (the last 8) are kept, numbered left to right (the order they were found in)
+    for new_id, person in enumerate(people[4:], start=1):
+        assert all((mask[person] == new_id).all() for mask in masks)
+    for person in people[:4]:
+        assert all((mask[person] == 0).all() for mask in masks)
+    assert summary.predicted == ["crowd"]
+
+
+def test_a_person_entering_later_is_found_and_keeps_one_id(tmp_path, monkeypatch):
+    write_video(tmp_path / "test", "enter", 12)
+    first, late = box(5, 5, 30, 20), box(20, 70, 40, 30)
+    calls = stub_proposals(monkeypatch, lambda k: [proposal(first)] + ([proposal(late)] if 3 * k >= 6 else []))
+    run(tmp_path, key_every=3)
+    assert len(calls) == 4  # key frames 0, 3, 6, 9
+    masks = output(tmp_path, "enter", 12)
+    for t, mask in enumerate(masks):
+        assert (mask[first] == 1).all()
+        assert (mask[late] == (2 if t >= 6 else 0)).all()
+
+
+def test_nobody_gives_empty_masks(tmp_path, monkeypatch):
+    write_video(tmp_path / "test", "empty", 5)
+    stub_proposals(monkeypatch, lambda k: [])
+    run(tmp_path)
+    assert all(not mask.any() for mask in output(tmp_path, "empty", 5))
+
+
+def test_a_shot_cut_starts_a_fresh_memory(tmp_path, monkeypatch):
+    write_video(tmp_path / "test", "cut", 10, grey=lambda t: 40 if t < 5 else 210)
+    before, after = box(5, 5, 30, 20), box(20, 80, 30, 20)
+    # key frames: 0 and 3 in shot one, then 5 (the cut: a shot's first frame) and 8
+    stub_proposals(monkeypatch, lambda k: [proposal(before if k < 2 else after)])
+    run(tmp_path, key_every=3)
+    masks = output(tmp_path, "cut", 10)
+    for t, mask in enumerate(masks):
+        if t < 5:
+            assert (mask[before] == 1).all() and not (mask[after]).any()
+        else:  # without the cut the copy model would carry the first person on
+            assert not mask[before].any() and (mask[after] == 2).all()
+
+
+def test_split_shots_streams_every_frame_once():
+    frames = [np.full((8, 8, 3), 30 if t < 4 else 220, np.uint8) for t in range(7)]
+    shots = [(first, len(list(shot))) for first, shot in split_shots(iter(frames), threshold=0.3)]
+    assert shots == [(0, 4), (4, 3)]
+
+
+def test_pure_helpers():
+    a, b = box(0, 0, 10, 10), box(0, 5, 10, 10)
+    assert mask_iou(a, b) == pytest.approx(50 / 150)
+    assert mask_iou(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) == 0.0
+    ids = np.array([[0, 3, 5], [7, 3, 0]], np.uint8)
+    assert relabel(ids, {3: 1, 5: 0, 7: 2}).tolist() == [[0, 1, 0], [2, 1, 0]]

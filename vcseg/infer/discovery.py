@@ -1,0 +1,244 @@
+"""Finding the people when no mask is given: proposals on key frames, tracks, shots, the 8 cap.
+
+The competition's test set has frames only. As public winning solutions did, vcseg runs a
+per-frame person proposal network on key frames (every `key_every`-th frame of a shot, and always
+its first), propagates each person with the memory network, and associates:
+
+- a proposal that overlaps no live track (IoU with every propagated mask below `new_track_iou`)
+  starts a new track at that frame;
+- one that matches confirms its track (its score counts towards the track's), and replaces the
+  propagated mask where the track has drifted (IoU below `correct_iou`) and the proposal is
+  confident (score at least `correct_score`);
+- a proposal that covers two tracks at once (each IoU at least `merge_iou`) marks them as
+  duplicates; tracks marked so on `merge_after` key frames are merged into the older one.
+
+After the video, tracks that are short (fewer visible frames than `min_track_frames`), small
+(mean area under `min_track_area` pixels) or weak (mean proposal score under `min_track_score`)
+are dropped. When more than `max_instances` (8) remain, the most salient are kept:
+
+    salience = mean proposal score x mean visible area / frame area x visible frames / all frames
+
+and the log says how many were dropped. Ids are renumbered 1..N in order of first appearance.
+
+Shot cuts: a frame that differs abruptly from the previous one (mean absolute difference of small
+grey thumbnails above `cut_threshold`) starts a new shot with a fresh memory; its people are found
+again by proposals (as new tracks), rather than propagated across the cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from vcseg.infer.proposals import predict_proposals
+
+MAX_INSTANCES = 8  # the competition's cap: a video with more ids scores 0
+
+
+@dataclass(frozen=True)
+class DiscoveryOptions:
+    """Settings of the unsupervised path (see the module docstring)."""
+
+    key_every: int = 5
+    min_score: float = 0.3
+    new_track_iou: float = 0.3
+    correct_iou: float = 0.5
+    correct_score: float = 0.8
+    merge_iou: float = 0.3
+    merge_after: int = 2
+    max_live_tracks: int = 16
+    min_track_frames: int = 3
+    min_track_area: int = 64
+    min_track_score: float = 0.3
+    max_instances: int = MAX_INSTANCES
+    cut_threshold: float = 0.3
+    proposal_size: int | None = None  # short side for the proposal network (None: the predict size)
+
+    def __post_init__(self) -> None:
+        if self.key_every < 1 or self.max_instances < 1 or self.max_live_tracks < 1:
+            raise ValueError("key_every, max_instances and max_live_tracks must be at least 1")
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks; 0 when both are empty."""
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+def thumbnail(frame: np.ndarray, side: int = 32) -> np.ndarray:
+    """A small grey version of an (H, W, 3) uint8 frame in [0, 1], for cut detection."""
+    image = Image.fromarray(frame).convert("L").resize((side, side), Image.BILINEAR)
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def is_cut(previous: np.ndarray, current: np.ndarray, threshold: float) -> bool:
+    """True when two thumbnails differ by more than `threshold` (mean absolute difference)."""
+    return float(np.abs(previous - current).mean()) > threshold
+
+
+def split_shots(frames: Iterator[np.ndarray], threshold: float) -> Iterator[tuple[int, Iterator[np.ndarray]]]:
+    """Lazily split a stream of frames at abrupt changes: yields (first frame index, shot frames).
+
+    Frames are streamed, not stored: consume each shot before asking for the next.
+    """
+    stream = iter(frames)
+    state = {"next": next(stream, None), "index": 0, "previous": None}
+
+    def shot() -> Iterator[np.ndarray]:
+        first = True
+        while state["next"] is not None:
+            frame = state["next"]
+            current = thumbnail(frame)
+            if not first and is_cut(state["previous"], current, threshold):
+                return  # the cut frame opens the next shot
+            first = False
+            state["previous"] = current
+            state["next"] = next(stream, None)
+            state["index"] += 1
+            yield frame
+
+    while state["next"] is not None:
+        yield state["index"], shot()
+
+
+@dataclass
+class TrackRecord:
+    """What is known of one track: where it was seen, how confident the proposals were."""
+
+    first_frame: int
+    scores: list[float] = field(default_factory=list)
+    visible_frames: int = 0
+    area_sum: int = 0
+
+    def mean_area(self) -> float:
+        return self.area_sum / self.visible_frames if self.visible_frames else 0.0
+
+    def mean_score(self) -> float:
+        return float(np.mean(self.scores)) if self.scores else 0.0
+
+
+class Discovery:
+    """The object source of the unsupervised path, and the bookkeeping that decides the output ids.
+
+    Use one instance per video; `for_shot()` gives the object source for each shot (fresh engines
+    in `propagate`, ids continuing), `observe(frame_index, ids)` records each output frame, and
+    `final_ids()` maps track ids to the output's 1..N (0: dropped) once the video is done.
+    """
+
+    def __init__(self, proposal_model: nn.Module, options: DiscoveryOptions, size: int | None,
+                 autocast_dtype: torch.dtype | None = None) -> None:
+        self.model, self.options = proposal_model, options
+        self.size = options.proposal_size or size
+        self.autocast_dtype = autocast_dtype
+        self.tracks: dict[int, TrackRecord] = {}
+        self.duplicates: dict[tuple[int, int], int] = {}
+        self.next_id = 1
+        self.frames_seen = 0
+        self.frame_pixels = 0
+        self.log: list[str] = []
+
+    def for_shot(self, first_frame: int):
+        """The object source for a shot starting at video frame `first_frame`."""
+
+        def source(index: int, frame: np.ndarray, probs: torch.Tensor, ids: list[int]) -> np.ndarray | None:
+            return self._on_frame(first_frame + index, index, frame, probs, ids)
+
+        return source
+
+    def _on_frame(self, video_index: int, shot_index: int, frame: np.ndarray, probs: torch.Tensor,
+                  ids: list[int]) -> np.ndarray | None:
+        if shot_index % self.options.key_every:
+            return None
+        proposals = [p for p in predict_proposals(self.model, frame, self.size, autocast_dtype=self.autocast_dtype)
+                     if p.score >= self.options.min_score]
+        if not proposals:
+            return None
+        labels = probs.argmax(dim=0).cpu().numpy()  # H, W: channel 1 + i is ids[i]
+        current = {object_id: labels == slot + 1 for slot, object_id in enumerate(ids)}
+        out = np.zeros(frame.shape[:2], dtype=np.uint8)
+        live = len(ids)
+        for proposal in proposals:  # best first
+            overlaps = sorted(((mask_iou(proposal.mask, mask), object_id) for object_id, mask in current.items()),
+                              reverse=True)
+            best_iou, best_id = overlaps[0] if overlaps else (0.0, 0)
+            if len(overlaps) > 1 and overlaps[1][0] >= self.options.merge_iou:
+                pair = tuple(sorted((overlaps[0][1], overlaps[1][1])))
+                self.duplicates[pair] = self.duplicates.get(pair, 0) + 1
+            if best_iou < self.options.new_track_iou:
+                if live >= self.options.max_live_tracks or self.next_id > 255:
+                    continue
+                new_id = self.next_id
+                self.next_id += 1
+                live += 1
+                self.tracks[new_id] = TrackRecord(first_frame=video_index, scores=[proposal.score])
+                out[proposal.mask & (out == 0)] = new_id
+                current[new_id] = proposal.mask
+            else:
+                self.tracks[best_id].scores.append(proposal.score)
+                if best_iou < self.options.correct_iou and proposal.score >= self.options.correct_score:
+                    out[proposal.mask & (out == 0)] = best_id  # a confident proposal re-anchors a drifting track
+        return out if out.any() else None
+
+    def observe(self, frame_index: int, ids: np.ndarray) -> None:
+        """Record one output frame (H, W uint8 track ids)."""
+        self.frames_seen += 1
+        self.frame_pixels = ids.size
+        counts = np.bincount(ids.ravel(), minlength=256)
+        for track_id in np.flatnonzero(counts[1:]) + 1:
+            record = self.tracks.get(int(track_id))
+            if record is not None:
+                record.visible_frames += 1
+                record.area_sum += int(counts[track_id])
+
+    def salience(self, track_id: int) -> float:
+        record = self.tracks[track_id]
+        if not self.frames_seen or not self.frame_pixels:
+            return 0.0
+        return record.mean_score() * record.mean_area() / self.frame_pixels * record.visible_frames / self.frames_seen
+
+    def final_ids(self) -> dict[int, int]:
+        """Track id -> output id 1..N (at most `max_instances`), 0 for dropped tracks."""
+        options = self.options
+        merged_into: dict[int, int] = {}
+        for (older, newer), times in sorted(self.duplicates.items()):
+            if times >= options.merge_after:
+                target = merged_into.get(older, older)
+                merged_into[newer] = target
+                self.log.append(f"track {newer} merged into {target} (a duplicate on {times} key frames)")
+        for newer, target in merged_into.items():
+            record, into = self.tracks[newer], self.tracks[target]
+            into.scores += record.scores
+            into.visible_frames = max(into.visible_frames, record.visible_frames)
+            into.area_sum += record.area_sum if into.visible_frames == record.visible_frames else 0
+            into.first_frame = min(into.first_frame, record.first_frame)
+        kept = [track_id for track_id, record in self.tracks.items() if track_id not in merged_into
+                and record.visible_frames >= options.min_track_frames
+                and record.mean_area() >= options.min_track_area
+                and record.mean_score() >= options.min_track_score]
+        dropped_weak = len(self.tracks) - len(merged_into) - len(kept)
+        if dropped_weak:
+            self.log.append(f"{dropped_weak} short, small or weak track(s) dropped")
+        if len(kept) > options.max_instances:
+            kept.sort(key=self.salience, reverse=True)
+            self.log.append(f"{len(kept)} tracks, kept the {options.max_instances} most salient "
+                            f"(score x area x duration); {len(kept) - options.max_instances} dropped")
+            kept = kept[:options.max_instances]
+        order = sorted(kept, key=lambda track_id: (self.tracks[track_id].first_frame, track_id))
+        mapping = {track_id: 0 for track_id in self.tracks}
+        mapping.update({track_id: rank for rank, track_id in enumerate(order, start=1)})
+        for newer, target in merged_into.items():
+            mapping[newer] = mapping.get(target, 0)
+        return mapping
+
+
+def relabel(ids: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    """Apply a track -> output id mapping to an (H, W) uint8 id map (unknown ids become 0)."""
+    lookup = np.zeros(256, dtype=np.uint8)
+    for source, target in mapping.items():
+        lookup[source] = target
+    return lookup[ids]
