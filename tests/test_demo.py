@@ -13,23 +13,46 @@ from vcseg.errors import VcsegError
 def test_demo_runs_every_stage(tmp_path):
     config = DemoConfig(videos=2, frames=5, height=64, width=96, people_min=1, people_max=2, seed=1)
     console = Console(record=True, width=120)
-    figures = run_demo(tmp_path / "demo", console, config, workers=1)
+    figures = run_demo(tmp_path / "demo", console, config, workers=1, weights=None)
     out = tmp_path / "demo"
-    score = json.loads((out / "score.json").read_text())
-    assert score["JF_mean"] == pytest.approx(figures["JF_mean"])
-    assert 0.0 <= figures["JF_mean"] <= 1.0
+    assert 0.0 <= figures["baseline"]["JF_mean"] <= 1.0
     with zipfile.ZipFile(out / "submission.zip") as archive:
         names = archive.namelist()
     assert len(names) == 10 and {n.split("/")[0] for n in names} == {"synth0000", "synth0001"}
     text = console.export_text()
-    for step in ("vcseg synth", "vcseg ingest", "copy-forward", "vcseg score", "vcseg pack"):
+    for step in ("vcseg synth", "vcseg ingest", "baseline", "vcseg pack"):
         assert step in text
     # a second run replaces the previous demo output
-    run_demo(out, Console(file=open("/dev/null", "w")), config, workers=1)
+    run_demo(out, Console(file=open("/dev/null", "w")), config, workers=1, weights=None)
 
 
 def test_demo_refuses_a_foreign_folder(tmp_path):
     (tmp_path / "mine.txt").write_text("keep me")
     with pytest.raises(VcsegError, match="not a previous demo output"):
-        run_demo(tmp_path, Console(), DemoConfig(videos=1, frames=2, height=64, width=96))
+        run_demo(tmp_path, Console(), DemoConfig(videos=1, frames=2, height=64, width=96), weights=None)
     assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_demo_with_weights_predicts_discovers_and_packs(tmp_path):
+    import torch
+
+    from vcseg.config import Config, ModelConfig, ProposalConfig
+    from vcseg.model.network import build_model
+    from vcseg.model.proposals import build_proposal_model
+    from vcseg.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    config = Config(model=ModelConfig(encoder="resnet18", value_encoder="resnet18", key_dim=16, value_dim=32,
+                                      decoder_dim=32),
+                    proposals=ProposalConfig(encoder="resnet18", decoder_channels=32, head_channels=16,
+                                             centre_threshold=0.0, min_proposal_area=1))
+    weights = save_checkpoint(tmp_path / "w.pt", config=config.to_dict(),
+                              models={"memory": build_model(config.model).state_dict(),
+                                      "proposals": build_proposal_model(config.proposals).state_dict()})
+    demo = DemoConfig(videos=1, frames=4, height=64, width=96, people_min=1, people_max=2, seed=2,
+                      test_videos=1, predict_size=64)
+    figures = run_demo(tmp_path / "demo", Console(file=open("/dev/null", "w")), demo, workers=1, weights=weights)
+    assert 0.0 <= figures["memory_network"]["JF_mean"] <= 1.0
+    with zipfile.ZipFile(tmp_path / "demo" / "submission.zip") as archive:
+        names = archive.namelist()
+    assert sorted(names) == [f"synth0000/{t:05d}.png" for t in range(4)]  # the frames-only test set
