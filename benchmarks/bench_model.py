@@ -10,11 +10,10 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 
 import torch
 
+from benchmarks.timing import median_seconds
 from vcseg.config import ModelConfig
 from vcseg.model import MemoryNetwork
 from vcseg.model.memory import affinity_bytes, read_memory
@@ -23,20 +22,6 @@ HEIGHT, WIDTH = 480, 854
 PADDED_POSITIONS = 30 * 54  # 854 is padded to 864 by the caller: 30 x 54 positions at stride 16
 KEY_DIM, VALUE_DIM, CHUNK = 64, 512, 1024
 MEMORY_FRAMES = (1, 5, 10, 20)
-
-
-def _median_seconds(function, repeats: int, device: torch.device) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        function()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench_memory_read(device: torch.device) -> None:
@@ -56,7 +41,7 @@ def bench_memory_read(device: torch.device) -> None:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
                 base = torch.cuda.memory_allocated(device)
-            seconds = _median_seconds(run, repeats, device)
+            seconds = median_seconds(run, repeats, device)
             peak = f"{(torch.cuda.max_memory_allocated(device) - base) / 2**20:14.1f}" if device.type == "cuda" else f"{'-':>14}"
             analytic = affinity_bytes(1, positions, PADDED_POSITIONS, chunk) / 2**20
             print(f"{frames:>6} {chunk or 'all':>6} {seconds * 1e3:10.1f} {analytic:13.1f} {peak}", flush=True)
@@ -75,7 +60,7 @@ def bench_forward(device: torch.device) -> None:
         def run() -> torch.Tensor:
             with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 return model(frames, masks)
-        results[name] = _median_seconds(run, 3, device)
+        results[name] = median_seconds(run, 3, device)
         print(f"  {name:>14}: {results[name] * 1e3:8.1f} ms per clip (median of 3)", flush=True)
     print(f"  bf16 / fp32 time ratio: {results['bf16 autocast'] / results['fp32']:.2f}")
 

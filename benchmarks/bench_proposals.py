@@ -6,33 +6,16 @@ maps with 4 people, and `predict_proposals` end to end on the CPU in fp32.
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import numpy as np
 import torch
 
+from benchmarks.timing import median_seconds
 from vcseg.infer.proposals import postprocess, predict_proposals
 from vcseg.model.proposal_targets import make_targets
 from vcseg.model.proposals import ProposalConfig, ProposalNetwork
 
 HEIGHT, WIDTH = 480, 854
 PADDED = (480, 864)
-
-
-def _median_seconds(function: Callable[[], object], repeats: int, device: torch.device) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        function()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench_forward(device: torch.device, repeats: int) -> None:
@@ -45,7 +28,7 @@ def bench_forward(device: torch.device, repeats: int) -> None:
             with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.bfloat16,
                                                         enabled=dtype is not None):
                 return model(frames)
-        results[name] = _median_seconds(run, repeats, device)
+        results[name] = median_seconds(run, repeats, device)
         print(f"forward {device.type} {name}: {1000 * results[name]:8.1f} ms (median of {repeats})")
     print(f"forward {device.type} bf16 / fp32 time ratio: {results['bf16'] / results['fp32']:.2f}")
 
@@ -73,10 +56,10 @@ def bench_postprocess(repeats: int) -> None:
             def run() -> None:
                 found[:] = postprocess(foreground, centre, offsets, stride=4, content_size=(HEIGHT, WIDTH),
                                        target_size=(HEIGHT, WIDTH))
-            seconds = _median_seconds(run, repeats, torch.device("cpu"))
+            seconds = median_seconds(run, repeats, torch.device("cpu"))
             print(f"post-process 120x216 maps -> 480x854, {len(found)} people, {count} thread(s): "
                   f"{1000 * seconds:6.1f} ms (median of {repeats})")
-            seconds = _median_seconds(lambda: postprocess(foreground, centre, offsets, stride=4,
+            seconds = median_seconds(lambda: postprocess(foreground, centre, offsets, stride=4,
                                                           content_size=(HEIGHT, WIDTH), target_size=(1080, 1920)),
                                       repeats, torch.device("cpu"))
             print(f"post-process 120x216 maps -> 1080x1920, {count} thread(s): {1000 * seconds:6.1f} ms")
@@ -88,7 +71,7 @@ def bench_predict(repeats: int) -> None:
     torch.manual_seed(0)
     model = ProposalNetwork(ProposalConfig(encoder="resnet18"))
     frame = np.random.default_rng(0).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
-    seconds = _median_seconds(lambda: predict_proposals(model, frame), repeats, torch.device("cpu"))
+    seconds = median_seconds(lambda: predict_proposals(model, frame), repeats, torch.device("cpu"))
     print(f"predict_proposals cpu fp32 480x854 frame (random weights): {1000 * seconds:8.1f} ms")
 
 

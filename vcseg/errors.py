@@ -32,3 +32,17 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path is not None else ""
         return f"{self.severity}: {where}{self.message}"
+
+
+class ProblemReport:
+    """Mixin for results that carry `problems`: the errors and the warnings among them."""
+
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]

@@ -194,6 +194,17 @@ def crop_size(crop: int | tuple[int, int]) -> tuple[int, int]:
     return size
 
 
+def select_videos(dataset: DatasetFiles, videos: Sequence[str] | None) -> list[VideoFiles]:
+    """The named videos of `dataset` (e.g. an index's train split), or all of them by name."""
+    by_name = {video.name: video for video in dataset.videos}
+    if videos is not None:
+        unknown = [name for name in videos if name not in by_name]
+        if unknown:
+            raise VcsegError(f"{dataset.root}: no videos named {unknown[:3]}; the index and the "
+                             "dataset disagree: re-run vcseg ingest")
+    return [by_name[name] for name in (videos if videos is not None else sorted(by_name))]
+
+
 # ---- the datasets' shared machinery --------------------------------------------------------------
 
 class ClipDatasetBase(Dataset):
@@ -301,13 +312,7 @@ class VideoClipDataset(ClipDatasetBase):
                          min_object_pixels=min_object_pixels, max_skip=max_skip)
         if max_skip < 1:
             raise VcsegError(f"max_skip must be at least 1, got {max_skip}")
-        by_name = {video.name: video for video in dataset.videos}
-        if videos is not None:
-            unknown = [name for name in videos if name not in by_name]
-            if unknown:
-                raise VcsegError(f"{dataset.root}: no videos named {unknown[:3]}; the index and the "
-                                 "dataset disagree: re-run vcseg ingest")
-        chosen = [by_name[name] for name in (videos if videos is not None else sorted(by_name))]
+        chosen = select_videos(dataset, videos)
         self.videos: list[VideoFiles] = []
         self.annotated: list[list[str]] = []  # per video, the stems with a mask, in frame order
         for video in chosen:

@@ -34,7 +34,7 @@ import torch
 
 from vcseg.data.augment import Augment, augment_clip
 from vcseg.data.cache import FrameCache
-from vcseg.data.clips import ClipDatasetBase, ClipKey
+from vcseg.data.clips import ClipDatasetBase, ClipKey, select_videos
 from vcseg.data.warps import AffineRange
 from vcseg.errors import VcsegError
 from vcseg.io.layouts import DatasetFiles, VideoFiles
@@ -69,15 +69,8 @@ class FrameDataset(ClipDatasetBase):
                          augment=augment.without_frame_jitter(), max_tries=1, min_object_pixels=1)
         if stride < 1:
             raise VcsegError(f"stride must be at least 1, got {stride}")
-        by_name = {video.name: video for video in dataset.videos}
-        if videos is not None:
-            unknown = [name for name in videos if name not in by_name]
-            if unknown:
-                raise VcsegError(f"{dataset.root}: no videos named {unknown[:3]}; the index and the "
-                                 "dataset disagree: re-run vcseg ingest")
         self.frames: list[tuple[VideoFiles, str]] = []  # (video, stem) of every item
-        for name in (videos if videos is not None else sorted(by_name)):
-            video = by_name[name]
+        for video in select_videos(dataset, videos):
             stems = [stem for stem in video.stems if stem in video.masks]
             self.frames.extend((video, stem) for stem in stems[::stride])
         if not self.frames:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vcseg.errors import Problem, VcsegError
+from vcseg.errors import Problem, ProblemReport, VcsegError
 from vcseg.io.frames import image_size, numbering_gaps, read_frame
 from vcseg.io.layouts import DatasetFiles, VideoFiles, find_dataset
 from vcseg.io.masks import MaskKind, RgbIdMap, read_mask_with_kind
@@ -26,20 +26,12 @@ INDEX_VERSION = 1
 
 
 @dataclass
-class IngestResult:
+class IngestResult(ProblemReport):
     """What ingest found: the files, the index (JSON-ready) and every problem."""
 
     dataset: DatasetFiles
     index: dict[str, Any]
     problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.is_error]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if not p.is_error]
 
 
 def _error(path: Path | None, message: str) -> Problem:

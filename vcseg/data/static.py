@@ -22,7 +22,7 @@ import torch
 
 from vcseg.data.augment import STATIC_AUGMENT, Augment, augment_clip
 from vcseg.data.cache import FrameCache
-from vcseg.data.clips import ClipDatasetBase, ClipKey, pick_objects
+from vcseg.data.clips import ClipDatasetBase, ClipKey, pick_objects, select_videos
 from vcseg.errors import VcsegError
 from vcseg.io.layouts import DatasetFiles, VideoFiles
 
@@ -50,17 +50,10 @@ class StaticClipDataset(ClipDatasetBase):
                          min_object_pixels=min_object_pixels)
         if stride < 1:
             raise VcsegError(f"stride must be at least 1, got {stride}")
-        wanted = set(videos) if videos is not None else None
-        if wanted is not None:
-            unknown = sorted(wanted - {video.name for video in dataset.videos})
-            if unknown:
-                raise VcsegError(f"{dataset.root}: no videos named {unknown[:3]}; the index and the "
-                                 "dataset disagree: re-run vcseg ingest")
         self.images: list[tuple[VideoFiles, str]] = []  # (video, stem) of every image used
-        for video in dataset.videos:
-            if wanted is None or video.name in wanted:
-                stems = [stem for stem in video.stems if stem in video.masks]
-                self.images.extend((video, stem) for stem in stems[::stride])
+        for video in select_videos(dataset, sorted(set(videos)) if videos is not None else None):
+            stems = [stem for stem in video.stems if stem in video.masks]
+            self.images.extend((video, stem) for stem in stems[::stride])
         if not self.images:
             raise VcsegError(f"{dataset.root}: no frame with a mask; static clips need images with masks "
                              "(JPEGImages/<video>/*.jpg with Annotations/<video>/*.png)")

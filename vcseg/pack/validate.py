@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
-from vcseg.errors import Problem, VcsegError
+from vcseg.errors import Problem, ProblemReport, VcsegError
 from vcseg.io.frames import MASK_SUFFIX, frame_sort_key, image_size
 from vcseg.io.layouts import find_dataset
 from vcseg.pack.png import PngFindings, inspect_png
@@ -44,20 +44,12 @@ class PlannedMask:
 
 
 @dataclass
-class Validation:
+class Validation(ProblemReport):
     """Everything one validation pass found."""
 
     problems: list[Problem] = field(default_factory=list)
     masks: list[PlannedMask] = field(default_factory=list)  # by video, then frame order
     ids_per_video: dict[str, int] = field(default_factory=dict)  # distinct nonzero ids
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.is_error]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if not p.is_error]
 
     @property
     def ok(self) -> bool:

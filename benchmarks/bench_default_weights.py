@@ -1,0 +1,59 @@
+"""What weights/default.pt scores: semi-supervised J&F on demo-like procedural videos against the
+copy-forward baseline, and, when the weights hold a proposal network, the unsupervised path (no
+mask at all) on the same videos: J&F and persons found vs present."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from vcseg.data.synth import SynthConfig, synthesize
+from vcseg.infer.baselines import copy_first_mask_forward
+from vcseg.infer.dataset import predict_dataset
+from vcseg.infer.options import PredictOptions
+from vcseg.io.layouts import find_dataset, find_mask_videos
+from vcseg.io.masks import read_mask
+from vcseg.metrics.evaluate import score_dataset
+from vcseg.train.checkpoint import load_checkpoint
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default.pt"
+VALIDATION = SynthConfig(videos=6, frames=30, height=480, width=854, people_min=1, people_max=4, seed=0)
+
+
+def _persons(root: Path) -> dict[str, int]:
+    return {video: len({int(i) for stem in masks.values() for i in set(read_mask(stem).ravel().tolist())} - {0})
+            for video, masks in find_mask_videos(root).items()}
+
+
+def main() -> None:
+    if not WEIGHTS.is_file():
+        print(f"{WEIGHTS} not found: run `make weights` first")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        synthesize(data, VALIDATION)
+        print(f"{VALIDATION.videos} procedural videos x {VALIDATION.frames} frames at "
+              f"{VALIDATION.width}x{VALIDATION.height} (the demo's set), tianchi protocol, predicted at short side 240")
+        baseline = copy_first_mask_forward(find_dataset(data), Path(tmp) / "baseline")
+        base = score_dataset(baseline, data, workers=1).summary()
+        print(f"  copy-forward baseline:             J&F {base['JF_mean']:.4f} (J {base['J_mean']:.4f}, F {base['F_mean']:.4f})")
+        started = time.perf_counter()
+        semi = predict_dataset(data, Path(tmp) / "semi", [WEIGHTS], data, PredictOptions(size=240))
+        fps = semi.frames / (time.perf_counter() - started)
+        model = score_dataset(Path(tmp) / "semi", data, workers=1).summary()
+        print(f"  default weights, first masks:      J&F {model['JF_mean']:.4f} (J {model['J_mean']:.4f}, "
+              f"F {model['F_mean']:.4f}), {fps:.2f} frames/s")
+        print(f"  gain over the baseline: {model['JF_mean'] - base['JF_mean']:+.4f} J&F")
+        if "proposals" not in load_checkpoint(WEIGHTS)["models"]:
+            print("  (no proposal network in the weights: unsupervised path not measured)")
+            return
+        started = time.perf_counter()
+        unsup = predict_dataset(data, Path(tmp) / "unsup", [WEIGHTS], None, PredictOptions(size=240))
+        fps = unsup.frames / (time.perf_counter() - started)
+        found = score_dataset(Path(tmp) / "unsup", data, workers=1).summary()
+        present, predicted = _persons(data), _persons(Path(tmp) / "unsup")
+        print(f"  default weights, no mask at all:   J&F {found['JF_mean']:.4f} (J {found['J_mean']:.4f}, "
+              f"F {found['F_mean']:.4f}), {fps:.2f} frames/s")
+        print(f"  persons found / present per video: "
+              + ", ".join(f"{predicted.get(v, 0)}/{n}" for v, n in sorted(present.items())))

@@ -1,0 +1,24 @@
+"""The one timing helper of the benchmarks: a median over repeats, synchronised on GPUs."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def median_seconds(function: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Median wall time of `function()` over `repeats` runs, after one warm-up run."""
+    function()  # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        function()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
