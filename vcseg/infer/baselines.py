@@ -32,3 +32,34 @@ def copy_first_mask_forward(dataset: DatasetFiles, out: str | os.PathLike[str],
         if progress is not None:
             progress(done, len(chosen))
     return out
+
+
+def proposals_per_frame(proposal_model, frames, size: int | None, match_iou: float = 0.3,
+                        max_instances: int = 8) -> list:
+    """Unsupervised baseline with no memory: proposals on every frame, ids carried over by greedy
+    IoU with the previous frame's instances (a new id below `match_iou`), the `max_instances`
+    most frequent ids kept. What tracking with the memory network must beat."""
+    import numpy as np
+
+    from vcseg.infer.discovery import mask_iou, relabel
+    from vcseg.infer.proposals import predict_proposals
+
+    outputs, previous, next_id, seen = [], {}, 1, {}
+    for frame in frames:
+        current, ids = {}, np.zeros(frame.shape[:2], np.uint8)
+        for proposal in predict_proposals(proposal_model, frame, size):
+            candidates = [(mask_iou(proposal.mask, mask), object_id) for object_id, mask in previous.items()
+                          if object_id not in current]
+            best_iou, best_id = max(candidates, default=(0.0, 0))
+            if best_iou < match_iou:
+                if next_id > 255:
+                    continue
+                best_id, next_id = next_id, next_id + 1
+            current[best_id] = proposal.mask
+            ids[proposal.mask & (ids == 0)] = best_id
+            seen[best_id] = seen.get(best_id, 0) + 1
+        previous = current
+        outputs.append(ids)
+    kept = sorted(seen, key=lambda object_id: -seen[object_id])[:max_instances]
+    mapping = {object_id: rank for rank, object_id in enumerate(sorted(kept), start=1)}
+    return [relabel(ids, mapping) for ids in outputs]
