@@ -11,6 +11,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 WEIGHTS_DATA := data/weights-train
 WEIGHTS_RUN := runs/default-weights
+PROPOSALS_RUN := runs/default-proposals
 
 .PHONY: setup test demo bench weights clean
 
@@ -31,13 +32,17 @@ demo: setup
 bench: setup
 	$(PY) -m benchmarks.run
 
-# The CPU default model, weights/default.pt: procedural training videos, then about an hour of
-# CPU training (configs/default-weights.toml); an interrupted run continues where it stopped.
+# The CPU default weights, weights/default.pt: procedural training videos, then the memory
+# network and the person proposal network, each about half an hour to an hour of CPU training
+# (configs/default-weights.toml, configs/default-proposals.toml); an interrupted run continues.
 weights: setup
 	$(VCSEG) synth $(WEIGHTS_DATA) --videos 48 --frames 40 --size 240x427 --people 1-4 --seed 100 --overwrite
 	if [ -f $(WEIGHTS_RUN)/checkpoints/last.pt ]; then $(VCSEG) train --out $(WEIGHTS_RUN) --resume; \
 	else $(VCSEG) train --config configs/default-weights.toml --out $(WEIGHTS_RUN); fi
-	$(VCSEG) export --memory $(WEIGHTS_RUN)/checkpoints/last.pt --out weights/default.pt
+	if [ -f $(PROPOSALS_RUN)/checkpoints/last.pt ]; then $(VCSEG) train --out $(PROPOSALS_RUN) --resume; \
+	else $(VCSEG) train --config configs/default-proposals.toml --out $(PROPOSALS_RUN); fi
+	$(VCSEG) export --memory $(WEIGHTS_RUN)/checkpoints/last.pt \
+	    --proposals $(PROPOSALS_RUN)/checkpoints/last.pt --out weights/default.pt
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
