@@ -395,12 +395,13 @@ def predict_command(frames_root: Path, out: Path, first_masks_root: Path | None,
               help="Training checkpoint of the proposal network.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The inference checkpoint to write, e.g. weights/default.pt.")
-@click.option("--half/--full", default=True, show_default=True, help="Store weights in fp16 (half the size).")
-def export_command(memory: Path | None, proposals: Path | None, out: Path, half: bool) -> None:
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp16", show_default=True,
+              help="How weights are stored: fp16 halves the size; int8 (per-channel scales) quarters it.")
+def export_command(memory: Path | None, proposals: Path | None, out: Path, precision: str) -> None:
     """Write one inference checkpoint (no training state) holding the memory and/or proposal network."""
     from vcseg.train.checkpoint import export_weights
 
-    path = export_weights(out, memory=memory, proposals=proposals, half=half)
+    path = export_weights(out, memory=memory, proposals=proposals, precision=precision)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -54,3 +54,19 @@ def test_not_a_checkpoint(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(VcsegError, match="not a vcseg checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_int8_export_quarters_the_size_within_half_a_step(tmp_path):
+    model = _tiny_memory_checkpoint(tmp_path / "last.pt")
+    result = CliRunner().invoke(main, ["export", "--memory", str(tmp_path / "last.pt"), "--out",
+                                       str(tmp_path / "int8.pt"), "--precision", "int8"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "int8.pt").stat().st_size < 0.35 * (tmp_path / "last.pt").stat().st_size
+    loaded, _ = load_memory_network(tmp_path / "int8.pt")
+    restored = loaded.state_dict()
+    for name, value in model.state_dict().items():
+        if value.is_floating_point() and value.dim() >= 2 and value.numel() >= 1024:
+            # per output channel: the error is at most half a quantisation step, max|w| / 127 / 2
+            step = value.reshape(value.shape[0], -1).abs().amax(dim=1) / 127
+            error = (restored[name] - value).reshape(value.shape[0], -1).abs().amax(dim=1)
+            assert bool((error <= step / 2 + 1e-6).all()), name

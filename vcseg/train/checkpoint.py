@@ -5,7 +5,12 @@ A checkpoint is one `torch.save` file:
     {"format": "vcseg-checkpoint", "version": 1,
      "config": resolved config dict,
      "models": {"memory": state_dict},        # room for more models ("proposals") in one file
+     "quantized": {"memory": {name: {"q": int8, "scale": fp32 per channel}}} or absent,
      "train": {"step", "optimizer", "scheduler", "scaler", "rng"} or absent}
+
+An exported checkpoint may store large weight tensors as int8 with one scale per output channel
+(`export_weights(precision="int8")`); `load_checkpoint` turns them back into float tensors, so
+everything downstream sees ordinary state dicts.
 
 Inference reads "config" and "models" only, so a checkpoint stripped of "train" (or a training
 checkpoint) loads the same way. Files are written atomically: a crash mid-save keeps the previous
@@ -46,13 +51,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike[str], *, config: dict[str, Any],
-                    models: dict[str, dict[str, torch.Tensor]], train: dict[str, Any] | None = None) -> Path:
+                    models: dict[str, dict[str, torch.Tensor]], train: dict[str, Any] | None = None,
+                    quantized: dict[str, dict[str, dict[str, torch.Tensor]]] | None = None) -> Path:
     """Write a checkpoint atomically and return its path."""
     payload: dict[str, Any] = {"format": FORMAT, "version": VERSION, "config": config,
                                "models": {name: {k: v.detach().cpu() for k, v in state.items()}
                                           for name, state in models.items()}}
     if train is not None:
         payload["train"] = train
+    if quantized:
+        payload["quantized"] = quantized
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -74,17 +82,39 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if payload.get("version", 0) > VERSION:
         raise VcsegError(f"{path}: checkpoint version {payload['version']} is newer than this vcseg "
                          f"({VERSION}); upgrade vcseg")
+    for name, tensors in payload.pop("quantized", {}).items():
+        payload["models"].setdefault(name, {}).update(
+            {key: dequantize(entry["q"], entry["scale"]) for key, entry in tensors.items()})
     return payload
 
 
-def export_weights(out: str | os.PathLike[str], memory: str | os.PathLike[str] | None = None,
-                   proposals: str | os.PathLike[str] | None = None, half: bool = True) -> Path:
-    """One inference checkpoint from training checkpoints: no optimizer or RNG state, the memory
-    network and/or the proposal network side by side, weights in fp16 when `half` (they load into
-    fp32 models unchanged in shape; the rounding is far below what the models resolve).
+QUANTIZE_MIN_ELEMENTS = 1024  # small tensors (biases, norms) stay in floating point
 
-    The config is the memory run's, with the proposal run's `proposals` section when both are given.
+
+def quantize(weight: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Symmetric int8 with one scale per output channel (dim 0): |error| <= scale / 2."""
+    flat = weight.detach().float().reshape(weight.shape[0], -1)
+    scale = flat.abs().amax(dim=1).clamp(min=1e-12) / 127.0  # C
+    q = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return {"q": q.reshape(weight.shape), "scale": scale}
+
+
+def dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return (q.float().reshape(q.shape[0], -1) * scale[:, None]).reshape(q.shape)
+
+
+def export_weights(out: str | os.PathLike[str], memory: str | os.PathLike[str] | None = None,
+                   proposals: str | os.PathLike[str] | None = None, precision: str = "fp16") -> Path:
+    """One inference checkpoint from training checkpoints: no optimizer or RNG state, the memory
+    network and/or the proposal network side by side.
+
+    precision: "fp32" as trained; "fp16" (half the size); "int8": weight tensors of at least
+    QUANTIZE_MIN_ELEMENTS values as int8 with a scale per output channel, the rest fp16 (a
+    quarter of the size; `load_checkpoint` restores float tensors). The config is the memory run's,
+    with the proposal run's `proposals` section when both are given.
     """
+    if precision not in ("fp32", "fp16", "int8"):
+        raise VcsegError(f"precision {precision!r} is unknown; choose fp32, fp16 or int8")
     if memory is None and proposals is None:
         raise VcsegError("export needs --memory CKPT and/or --proposals CKPT")
     models: dict[str, dict[str, torch.Tensor]] = {}
@@ -100,7 +130,14 @@ def export_weights(out: str | os.PathLike[str], memory: str | os.PathLike[str] |
             config = dict(payload["config"])
         elif "proposals" in payload["config"]:
             config["proposals"] = payload["config"]["proposals"]
-    if half:
+    quantized: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
+    if precision == "int8":
+        for name, state in models.items():
+            big = {key for key, value in state.items()
+                   if value.is_floating_point() and value.dim() >= 2 and value.numel() >= QUANTIZE_MIN_ELEMENTS}
+            quantized[name] = {key: quantize(state[key]) for key in sorted(big)}
+            models[name] = {key: value for key, value in state.items() if key not in big}
+    if precision in ("fp16", "int8"):
         models = {name: {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
                   for name, state in models.items()}
-    return save_checkpoint(out, config=config, models=models)
+    return save_checkpoint(out, config=config, models=models, quantized=quantized)
