@@ -42,7 +42,7 @@ weights: setup
 	if [ -f $(PROPOSALS_RUN)/checkpoints/last.pt ]; then $(VCSEG) train --out $(PROPOSALS_RUN) --resume; \
 	else $(VCSEG) train --config configs/default-proposals.toml --out $(PROPOSALS_RUN); fi
 	$(VCSEG) export --memory $(WEIGHTS_RUN)/checkpoints/last.pt \
-	    --proposals $(PROPOSALS_RUN)/checkpoints/last.pt --out weights/default.pt
+	    --proposals $(PROPOSALS_RUN)/checkpoints/last.pt --precision int8 --out weights/default.pt
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
