@@ -55,5 +55,5 @@ def main() -> None:
         present, predicted = _persons(data), _persons(Path(tmp) / "unsup")
         print(f"  default weights, no mask at all:   J&F {found['JF_mean']:.4f} (J {found['J_mean']:.4f}, "
               f"F {found['F_mean']:.4f}), {fps:.2f} frames/s")
-        print(f"  persons found / present per video: "
+        print("  persons found / present per video: "
               + ", ".join(f"{predicted.get(v, 0)}/{n}" for v, n in sorted(present.items())))

@@ -6,14 +6,13 @@ A 48-video test set of ~100 frames each is ~4,800 PNGs; the figures here say how
 
 from __future__ import annotations
 
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from benchmarks.timing import median_seconds
 from vcseg.io.masks import write_mask
 from vcseg.pack import summarize_zip, write_submission
 
@@ -38,22 +37,13 @@ def _build(root: Path) -> tuple[Path, Path]:
     return preds, frames_root
 
 
-def _median_seconds(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         preds, frames_root = _build(Path(tmp))
         out = Path(tmp) / "submission.zip"
         total = VIDEOS * FRAMES
-        pack_s = _median_seconds(lambda: write_submission(preds, frames_root, out))
-        check_s = _median_seconds(lambda: summarize_zip(out, frames_root))
+        pack_s = median_seconds(lambda: write_submission(preds, frames_root, out), 3, warmup=False)
+        check_s = median_seconds(lambda: summarize_zip(out, frames_root), 3, warmup=False)
         print(f"{VIDEOS} videos x {FRAMES} frames at {WIDTH}x{HEIGHT}: zip {out.stat().st_size / 1e3:.0f} kB")
         print(f"pack (validate + write): {pack_s:.2f} s median, {total / pack_s:.0f} frames/s")
         print(f"check (zip in memory):   {check_s:.2f} s median, {total / check_s:.0f} frames/s")

@@ -7,12 +7,11 @@ several runs and the speed ratio; both run in this one process (no worker parall
 
 from __future__ import annotations
 
-import statistics
-import time
 
 import numpy as np
 
 from tests.metrics.reference_jf import reference_pair_scores
+from benchmarks.timing import median_seconds
 from vcseg.metrics.protocols import score_video, video_pair_scores
 
 HEIGHT, WIDTH, N_FRAMES, N_GT, N_PRED, RUNS = 480, 854, 3, 3, 4, 5
@@ -34,24 +33,15 @@ def person_frames(n_people: int, seed: int) -> list[np.ndarray]:
     return frames
 
 
-def _median_seconds(function, runs: int = RUNS) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     gt = person_frames(N_GT, seed=1)
     pred = person_frames(N_PRED, seed=2)
     pred_ids, gt_ids = list(range(1, N_PRED + 1)), list(range(1, N_GT + 1))
 
     reference_out: list = []
-    ours = _median_seconds(lambda: score_video("bench", pred, gt, protocol="tianchi", match="jf"))
-    reference = _median_seconds(
-        lambda: reference_out.append(reference_pair_scores(pred, gt, pred_ids, gt_ids)), runs=3)
+    ours = median_seconds(lambda: score_video("bench", pred, gt, protocol="tianchi", match="jf"), RUNS, warmup=False)
+    reference = median_seconds(
+        lambda: reference_out.append(reference_pair_scores(pred, gt, pred_ids, gt_ids)), 3, warmup=False)
     ours_j, ours_f = video_pair_scores(pred, gt, pred_ids, gt_ids)
     ref_j, ref_f = reference_out[0]
     worst = max(np.abs(ours_j - ref_j).max(), np.abs(ours_f - ref_f).max())

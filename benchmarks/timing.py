@@ -9,9 +9,11 @@ from collections.abc import Callable
 import torch
 
 
-def median_seconds(function: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Median wall time of `function()` over `repeats` runs, after one warm-up run."""
-    function()  # warm-up
+def median_seconds(function: Callable[[], object], repeats: int, device: torch.device = torch.device("cpu"),
+                   warmup: bool = True) -> float:
+    """Median wall time of `function()` over `repeats` runs, after one warm-up run when `warmup`."""
+    if warmup:
+        function()
     times = []
     for _ in range(repeats):
         if device.type == "cuda":

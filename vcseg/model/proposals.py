@@ -28,7 +28,6 @@ from segmentation_models_pytorch.decoders.deeplabv3.decoder import DeepLabV3Plus
 from torch import nn
 
 from vcseg.config import ProposalConfig
-from vcseg.errors import VcsegError
 from vcseg.model.encoders import DEPTH, build_encoder
 from vcseg.model.network import IMAGENET_MEAN, IMAGENET_STD
 

@@ -18,7 +18,6 @@ takes an interleaved share of every global batch; only rank 0 logs and writes.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import signal
 import time
