@@ -208,12 +208,15 @@ def score(pred_root: Path, gt_root: Path, protocol: str, match: str, json_path: 
               help="Persons per output video, MIN-MAX, the base video's own included.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
 @click.option("--overwrite", is_flag=True, help="Replace what an earlier compose wrote in OUT.")
+@click.option("--exclude", multiple=True, metavar="VIDEO",
+              help="Leave this source video out (repeatable), e.g. to keep a held-out split unseen.")
 def compose(sources: tuple[Path, ...], out: Path, videos: int, people: str, seed: int,
-            overwrite: bool) -> None:
+            overwrite: bool, exclude: tuple[str, ...]) -> None:
     """Paste persons of annotated videos into each other: multi-person videos with exact masks."""
     from vcseg.data.compose import ComposeConfig, compose_dataset, parse_people
 
-    config = ComposeConfig(videos=videos, people=parse_people(people), seed=seed, overwrite=overwrite)
+    config = ComposeConfig(videos=videos, people=parse_people(people), seed=seed, overwrite=overwrite,
+                           exclude=exclude)
     summary = compose_dataset(list(sources), out, config)
     console.print(f"wrote {len(summary.videos)} videos ({summary.frames} frames, "
                   f"{min(summary.persons)}-{max(summary.persons)} persons each) to {summary.out}")
@@ -354,14 +357,18 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
 @click.option("--proposals", "proposals", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Checkpoint of the proposal network (no --first-masks)  [default: the first --checkpoint "
                    "holding one]")
-@click.option("--key-every", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("--key-every", type=click.IntRange(min=1), default=2, show_default=True,
               help="Without --first-masks: look for people every K frames (and on each shot's first).")
+@click.option("--proposal-size", type=click.IntRange(min=16), default=160,
+              show_default=True,
+              help="Without --first-masks: short side of the proposal network's input (the default weights' "
+                   "network finds real people best at 160; use your proposal network's training scale).")
 @click.option("--max-instances", type=click.IntRange(1, 255), default=8, show_default=True,
               help="Without --first-masks: most persons written per video (the competition allows 8).")
 def predict_command(frames_root: Path, out: Path, first_masks_root: Path | None, checkpoints: tuple[Path, ...],
                     size: int, mem_every: int, mem_size: int, top_k: int | None, scales: str, flip: bool,
                     precision: str, device: str, shard: str | None, proposals: Path | None, key_every: int,
-                    max_instances: int) -> None:
+                    proposal_size: int, max_instances: int) -> None:
     """Segment every person of every video: propagate given masks (--first-masks, semi-supervised),
     or find the people with the proposal network on key frames and track them (at most 8 ids).
 
@@ -377,7 +384,8 @@ def predict_command(frames_root: Path, out: Path, first_masks_root: Path | None,
     with RichPredictProgress(console) as progress:
         summary = predict_dataset(frames_root, out, list(checkpoints), first_masks_root, options,
                                   shard=parse_shard(shard), progress=progress, proposals=proposals,
-                                  discovery=DiscoveryOptions(key_every=key_every, max_instances=max_instances))
+                                  discovery=DiscoveryOptions(key_every=key_every, proposal_size=proposal_size,
+                                                             max_instances=max_instances))
     index, count = summary.shard
     where = f" (shard {index}/{count})" if count > 1 else ""
     speed = f", {summary.frames / summary.seconds:.1f} frames/s" if summary.frames and summary.seconds else ""

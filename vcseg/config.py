@@ -98,6 +98,9 @@ class DataConfig:
     """Where training clips come from and what they look like.
 
     root: the training dataset (any layout `vcseg ingest` reads); layout / masks as for ingest.
+    extra_roots: more training datasets (each in a layout `vcseg ingest` detects, masks beside
+        the frames), all of whose videos are trained on as well, e.g. procedural videos plus
+        compositions of real footage; video names must not repeat across roots.
     index: an ingest index JSON; its split's train videos are trained on (all videos without it).
     cache: a frame cache folder (`vcseg ingest --cache`) built at `short_side`; files otherwise.
     static_root: images with masks for the static stage (default: the frames of `root`).
@@ -108,6 +111,7 @@ class DataConfig:
     """
 
     root: str = "demo_out/data"
+    extra_roots: tuple[str, ...] = ()
     layout: str | None = None
     masks: str | None = None
     index: str | None = None

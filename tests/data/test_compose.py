@@ -13,8 +13,7 @@ from PIL import Image
 from scipy.ndimage import binary_erosion, gaussian_filter
 
 from vcseg.cli import main
-from vcseg.data.compose import (ComposeConfig, PasteParams, compose_clip, compose_dataset, feather,
-                                parse_people)
+from vcseg.data.compose import ComposeConfig, PasteParams, compose_clip, compose_dataset, feather, parse_people
 from vcseg.errors import VcsegError
 from vcseg.io.layouts import find_dataset
 from vcseg.io.masks import read_mask
@@ -224,3 +223,19 @@ def test_cli_compose_is_deterministic_and_refuses_a_non_empty_out(davis_tiny, tm
     assert again.exit_code == 0, again.output
     assert (tmp_path / "a" / "compose_meta.json").read_bytes() == \
         (tmp_path / "b" / "compose_meta.json").read_bytes()
+
+
+def test_exclude_keeps_a_held_out_video_out_of_every_composite(davis_tiny, tmp_path):
+    two = tmp_path / "two"
+    shutil.copytree(davis_tiny, two)
+    for tree in ("JPEGImages", "Annotations"):
+        shutil.copytree(two / tree / "tennis", two / tree / "held-out")
+    summary = compose_dataset([two], tmp_path / "out", ComposeConfig(videos=3, people=(2, 2), seed=0,
+                                                                     exclude=("held-out",)), progress=False)
+    assert summary.videos == ["cp000-tennis", "cp001-tennis", "cp002-tennis"]
+    meta = json.loads((tmp_path / "out" / "compose_meta.json").read_text())
+    assert meta["config"]["exclude"] == ["held-out"]
+    used = {person["source_video"] for video in meta["videos"] for person in video["persons"]}
+    assert used == {"tennis"}
+    with pytest.raises(VcsegError, match="--exclude tenis: no such video"):
+        compose_dataset([two], tmp_path / "typo", ComposeConfig(exclude=("tenis",)), progress=False)

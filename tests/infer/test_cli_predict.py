@@ -68,3 +68,13 @@ def test_errors(tmp_path, checkpoint, monkeypatch):
     default = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", out,
                                         "--first-masks", str(data / "first"), "--size", "32"])
     assert default.exit_code == 0, default.output
+
+
+def test_discovery_option_defaults_are_the_library_defaults():
+    # the CLI spells its defaults out (importing torch for --help would be slow): keep them in step
+    from vcseg.infer.discovery import DiscoveryOptions
+
+    defaults = {param.name: param.default for param in main.commands["predict"].params}
+    library = DiscoveryOptions()
+    assert (defaults["key_every"], defaults["proposal_size"], defaults["max_instances"]) == \
+        (library.key_every, library.proposal_size, library.max_instances)

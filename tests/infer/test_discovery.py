@@ -3,6 +3,8 @@ memory network and hand-made proposals, so every expected id can be worked out b
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,7 +13,7 @@ from torch import nn
 from tests.infer.conftest import copy_model
 from vcseg.infer import discovery as discovery_module
 from vcseg.infer.dataset import predict_dataset
-from vcseg.infer.discovery import DiscoveryOptions, mask_iou, relabel, split_shots
+from vcseg.infer.discovery import DiscoveryOptions, associate, mask_iou, relabel, split_shots
 from vcseg.infer.options import PredictOptions
 from vcseg.infer.proposals import Proposal
 from vcseg.io.masks import read_mask
@@ -125,3 +127,37 @@ def test_pure_helpers():
     assert mask_iou(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) == 0.0
     ids = np.array([[0, 3, 5], [7, 3, 0]], np.uint8)
     assert relabel(ids, {3: 1, 5: 0, 7: 2}).tolist() == [[0, 1, 0], [2, 1, 0]]
+
+
+def test_a_track_without_proposals_is_retired(tmp_path, monkeypatch):
+    write_video(tmp_path / "test", "leaves", 12)
+    person, stays = box(5, 5, 30, 20), box(20, 70, 40, 30)
+    # person is proposed on key frames 0 and 3 only; key frames 6 and 9 miss it, so with
+    # retire_after=2 it is retired at frame 9 (the copy model would carry its mask on for ever)
+    stub_proposals(monkeypatch, lambda k: [proposal(stays)] + ([proposal(person)] if k < 2 else []))
+    run(tmp_path, key_every=3, retire_after=2)
+    masks = output(tmp_path, "leaves", 12)
+    for t, mask in enumerate(masks):
+        assert (mask[stays] == 1).all()
+        assert (mask[person] == (2 if t < 9 else 0)).all()
+    log = json.loads((tmp_path / "pred" / ".predict_log.json").read_text())
+    assert any("retired at frame 9" in note for note in log["videos"]["leaves"]["discovery"]["notes"])
+
+
+def test_association_maximises_the_total_overlap():
+    # greedy by proposal would give proposal 0 track 0 (0.6) and leave proposal 1 unmatched
+    overlaps = np.array([[0.6, 0.5], [0.55, 0.0]])
+    assert associate(overlaps, min_iou=0.3) == {0: 1, 1: 0}
+    assert associate(overlaps, min_iou=0.56) == {0: 0}  # only the pairs above the threshold count
+    assert associate(np.zeros((0, 3)), 0.3) == {} and associate(np.array([[0.2]]), 0.3) == {}
+
+
+def test_a_one_off_proposal_is_rejected_everywhere(tmp_path, monkeypatch):
+    write_video(tmp_path / "test", "blip", 12)
+    person, blip = box(5, 5, 30, 20), box(20, 70, 40, 30)
+    # blip is proposed on key frame 3 only: unconfirmed at key frame 6, so it is retired there and
+    # its frames 3-5 are dropped from the output as well
+    stub_proposals(monkeypatch, lambda k: [proposal(person)] + ([proposal(blip)] if k == 1 else []))
+    run(tmp_path, key_every=3, confirm_hits=2)
+    for mask in output(tmp_path, "blip", 12):
+        assert (mask[person] == 1).all() and not mask[blip].any()

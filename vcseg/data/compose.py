@@ -335,6 +335,7 @@ class ComposeConfig:
     overwrite: bool = False
     jpeg_quality: int = 95
     paste: PasteParams = PasteParams()
+    exclude: tuple[str, ...] = ()  # source video names left out (a held-out split stays unseen)
 
 
 @dataclass(frozen=True)
@@ -364,13 +365,17 @@ class _SourceVideo:
     stems: list[str]  # frames that have both a JPG and a mask
 
 
-def _annotated_videos(sources: Sequence[Path]) -> list[_SourceVideo]:
-    videos = []
+def _annotated_videos(sources: Sequence[Path], exclude: Sequence[str] = ()) -> list[_SourceVideo]:
+    videos, found = [], set()
     for index, root in enumerate(sources):
         for video in find_dataset(root).videos:
+            found.add(video.name)
             stems = [stem for stem in video.stems if stem in video.masks]
-            if stems:
+            if stems and video.name not in exclude:
                 videos.append(_SourceVideo(index, video, stems))
+    unknown = sorted(set(exclude) - found)
+    if unknown:  # a typo would silently leak a held-out video into the output
+        raise VcsegError(f"--exclude {', '.join(unknown)}: no such video in {', '.join(map(str, sources))}")
     return videos
 
 
@@ -429,7 +434,7 @@ def compose_dataset(sources: Sequence[str | os.PathLike[str]], out: str | os.Pat
     low, high = config.people
     if not 1 <= low <= high:
         raise VcsegError(f"people range {low}-{high}: give MIN-MAX with 1 <= MIN <= MAX")
-    videos = _annotated_videos(sources)
+    videos = _annotated_videos(sources, config.exclude)
     if not videos:
         raise VcsegError(f"{', '.join(map(str, sources))}: no video with masks; compose needs "
                          "annotated videos (JPEGImages/<video>/*.jpg with Annotations/<video>/*.png)")
@@ -486,7 +491,8 @@ def compose_dataset(sources: Sequence[str | os.PathLike[str]], out: str | os.Pat
         "version": 1,
         "sources": [str(s) for s in sources],
         "config": {"videos": config.videos, "people": list(config.people), "seed": config.seed,
-                   "jpeg_quality": config.jpeg_quality, **_params_meta(config.paste)},
+                   "jpeg_quality": config.jpeg_quality, "exclude": list(config.exclude),
+                   **_params_meta(config.paste)},
         "videos": meta_videos,
     })
     return ComposeSummary(out=out, videos=names, frames=total, persons=persons)

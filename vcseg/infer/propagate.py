@@ -9,9 +9,10 @@ what every engine commits. So each engine's next previous mask and memory value 
 argmax of the average at the frame's own size.
 
 Objects come from an object source: a callable `(frame_index, frame H,W,3 uint8, probs 1+K,H,W at
-the frame's size, live ids) -> H,W uint8 id map of masks to impose, or None`. `GivenMasks` is the
-semi-supervised one (DAVIS style: an object starts at the first given mask holding its id); the
-unsupervised path plugs its discovery step in the same place.
+the frame's size, live ids) -> H,W uint8 id map of masks to impose, an `ObjectUpdate` (masks to
+impose and ids to stop tracking), or None`. `GivenMasks` is the semi-supervised one (DAVIS style:
+an object starts at the first given mask holding its id); the unsupervised path plugs its
+discovery step in the same place, and retires the tracks it no longer believes in.
 """
 
 from __future__ import annotations
@@ -32,7 +33,17 @@ from vcseg.infer.options import PredictOptions
 from vcseg.io.masks import read_mask
 from vcseg.model.network import MemoryNetwork
 
-ObjectSource = Callable[[int, np.ndarray, torch.Tensor, list[int]], "np.ndarray | None"]
+
+@dataclass(frozen=True)
+class ObjectUpdate:
+    """What an object source decides at a frame: ids to stop tracking (from this frame on: their
+    channels, memory values and previous masks go), then masks to impose (new or existing ids)."""
+
+    masks: np.ndarray | None = None  # H, W uint8 id map
+    retire: tuple[int, ...] = ()
+
+
+ObjectSource = Callable[[int, np.ndarray, torch.Tensor, list[int]], "np.ndarray | ObjectUpdate | None"]
 
 
 class GivenMasks:
@@ -117,7 +128,16 @@ def propagate(models: Sequence[MemoryNetwork], frames: Iterable[np.ndarray], obj
             probs = sum(member.from_network(member.engine.predict(member.to_network(image))[None].float())[0]
                         for member in members) / len(members)  # 1 + K, H, W
         ids = members[0].engine.ids
-        new = object_source(index, frame, probs, ids)
+        update = object_source(index, frame, probs, ids)
+        if not isinstance(update, ObjectUpdate):
+            update = ObjectUpdate(masks=update)
+        if update.retire:
+            probs = _drop_objects(probs, ids, update.retire)
+            for member in members:
+                for object_id in update.retire:
+                    member.engine.remove_object(object_id)
+            ids = members[0].engine.ids
+        new = update.masks
         if new is not None:
             new_ids = sorted(set(np.unique(new).tolist()) - {0})
             if new_ids:
@@ -153,6 +173,13 @@ def predict_video(models: Sequence[ModelSource], frames: Iterable[np.ndarray],
         object_source = GivenMasks(first_masks)
     with inference_models(models, options) as (loaded, device, dtype):
         return list(propagate(loaded, frames, object_source, options, device, dtype, stats))
+
+
+def _drop_objects(probs: torch.Tensor, ids: list[int], retired: Sequence[int]) -> torch.Tensor:
+    """1 + K, H, W probabilities without the retired ids' channels; background takes their share."""
+    keep = [slot for slot, object_id in enumerate(ids) if object_id not in set(retired)]
+    kept = probs[[1 + slot for slot in keep]]
+    return torch.cat([(1 - kept.sum(dim=0, keepdim=True)).clamp(min=0), kept])
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:

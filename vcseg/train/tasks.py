@@ -8,6 +8,7 @@ torchrun support.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from vcseg.data.clips import VideoClipDataset
 from vcseg.data.frames import FrameDataset
 from vcseg.data.static import StaticClipDataset
 from vcseg.errors import VcsegError
-from vcseg.io.layouts import find_dataset
+from vcseg.io.layouts import DatasetFiles, find_dataset
 from vcseg.model.network import build_model
 from vcseg.model.proposal_targets import TargetSpec
 from vcseg.model.proposals import build_proposal_model, loss_from_config
@@ -38,6 +39,27 @@ def train_videos(config: Config) -> list[str] | None:
         raise VcsegError(f"{index_path}: index not found; write it with "
                          f"`vcseg ingest {config.data.root} --index {index_path}`")
     return json.loads(index_path.read_text())["split"]["train"]
+
+
+def training_files(config: Config, root: str | None = None) -> tuple[DatasetFiles, list[str] | None]:
+    """The files trained on and the videos to use (None: all): `root` (default `data.root`) with the
+    index's train split, plus every video of `data.extra_roots`."""
+    data = config.data
+    files = find_dataset(root or data.root, layout=data.layout, masks_root=data.masks)
+    videos = train_videos(config)
+    if not data.extra_roots:
+        return files, videos
+    names = {video.name: files.root for video in files.videos}
+    merged = list(files.videos) if videos is None else [v for v in files.videos if v.name in set(videos)]
+    for extra in data.extra_roots:
+        extra_files = find_dataset(extra)
+        for video in extra_files.videos:
+            if video.name in names:
+                raise VcsegError(f"{extra_files.root}: video {video.name!r} is also in {names[video.name]}; "
+                                 "rename one, or compose / synth into folders with distinct names")
+            names[video.name] = extra_files.root
+        merged += extra_files.videos
+    return dataclasses.replace(files, videos=merged), None
 
 
 def _frame_cache(config: Config) -> FrameCache | None:
@@ -78,14 +100,13 @@ class MemoryTask:
     def build_dataset(self) -> Dataset:
         data = self.config.data
         static = self.config.train.stage == "static"
-        root = data.static_root if static and data.static_root else data.root
-        files = find_dataset(root, layout=data.layout, masks_root=data.masks)
+        files, videos = training_files(self.config, data.static_root if static and data.static_root else None)
         common: dict[str, Any] = dict(short_side=data.short_side, cache=_frame_cache(self.config),
                                       clip_frames=data.clip_frames, max_objects=data.max_objects,
                                       crop=tuple(data.crop), seed=self.config.train.seed)
         if static:
-            return StaticClipDataset(files, train_videos(self.config), **common)
-        return VideoClipDataset(files, train_videos(self.config), paste_probability=data.compose_probability,
+            return StaticClipDataset(files, videos, **common)
+        return VideoClipDataset(files, videos, paste_probability=data.compose_probability,
                                 **common)
 
     def loss(self, network: nn.Module, batch: dict[str, Any], step: int, device: torch.device,
@@ -118,8 +139,8 @@ class ProposalTask:
 
     def build_dataset(self) -> Dataset:
         data = self.config.data
-        files = find_dataset(data.root, layout=data.layout, masks_root=data.masks)
-        return FrameDataset(files, train_videos(self.config), short_side=data.short_side,
+        files, videos = training_files(self.config)
+        return FrameDataset(files, videos, short_side=data.short_side,
                             cache=_frame_cache(self.config), crop=tuple(data.crop), seed=self.config.train.seed,
                             targets=TargetSpec.from_config(self.config.proposals))
 
