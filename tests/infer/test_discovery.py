@@ -161,3 +161,13 @@ def test_a_one_off_proposal_is_rejected_everywhere(tmp_path, monkeypatch):
     run(tmp_path, key_every=3, confirm_hits=2)
     for mask in output(tmp_path, "blip", 12):
         assert (mask[person] == 1).all() and not mask[blip].any()
+
+
+def test_two_proposals_of_one_new_person_start_one_track(tmp_path, monkeypatch):
+    write_video(tmp_path / "test", "twice", 6)
+    person = box(5, 5, 30, 20)
+    shifted = box(6, 6, 30, 20)  # the same person proposed twice (IoU about 0.9)
+    stub_proposals(monkeypatch, lambda k: [proposal(person, 0.9), proposal(shifted, 0.8)])
+    run(tmp_path, key_every=3)
+    for mask in output(tmp_path, "twice", 6):
+        assert set(np.unique(mask).tolist()) == {0, 1} and (mask[person] == 1).all()

@@ -19,9 +19,8 @@ Proposals of at least `min_score` are matched one-to-one to the live tracks' pro
 - a proposal that covers two tracks at once (each IoU at least `merge_iou`) marks them as
   duplicates; tracks marked so on `merge_after` key frames are merged into the older one.
 
-Weak proposals are cheap to let in this way: the per-frame network is least reliable on footage
-unlike its training data, and a person it finds on two key frames in a row is kept while a one-off
-false detection costs a few frames.
+With confirmation on (`confirm_hits` 2), a person the proposal network finds on two key frames in
+a row is kept while a one-off false detection costs only the frames until the next key frame.
 
 After the video, tracks that are short (fewer visible frames than `min_track_frames`), small
 (mean area under `min_track_area` pixels) or weak (mean proposal score under `min_track_score`)
@@ -165,7 +164,6 @@ class Discovery:
         self.tracks: dict[int, TrackRecord] = {}
         self.duplicates: dict[tuple[int, int], int] = {}
         self.next_id = 1
-        self.started: list[int] = []  # tracks started at the current key frame
         self.frames_seen = 0
         self.frame_pixels = 0
         self.log: list[str] = []
@@ -191,12 +189,13 @@ class Discovery:
                                                                                                        len(ids))
         matches = associate(overlaps, options.new_track_iou)
         out = np.zeros(frame.shape[:2], dtype=np.uint8)
+        started: list[np.ndarray] = []  # masks of the tracks this key frame starts
         for row, proposal in enumerate(proposals):  # best first
-            pair = [ids[col] for col in np.flatnonzero(overlaps[row] >= options.merge_iou)]
-            if len(pair) > 1:  # one person's proposal covering two tracks: a duplicate pair
-                top_two = sorted(pair, key=lambda t: -overlaps[row, ids.index(t)])[:2]
-                key = tuple(sorted(top_two))
-                self.duplicates[key] = self.duplicates.get(key, 0) + 1
+            close = np.flatnonzero(overlaps[row] >= options.merge_iou)
+            if len(close) > 1:  # one person's proposal covering two tracks: a duplicate pair
+                best_two = close[np.argsort(-overlaps[row, close])[:2]]
+                pair = tuple(sorted(ids[col] for col in best_two))
+                self.duplicates[pair] = self.duplicates.get(pair, 0) + 1
             if row in matches:
                 track_id = ids[matches[row]]
                 record = self.tracks[track_id]
@@ -204,13 +203,16 @@ class Discovery:
                 record.misses = 0
                 if overlaps[row, matches[row]] < options.correct_iou and proposal.score >= options.correct_score:
                     out[proposal.mask & (out == 0)] = track_id  # a confident proposal re-anchors a drifting track
-            elif overlaps[row].max(initial=0.0) < options.new_track_iou and not self._crowded(ids, len(self.started)):
+                continue
+            overlapped = overlaps[row].max(initial=0.0) >= options.new_track_iou or any(
+                mask_iou(proposal.mask, mask) >= options.new_track_iou for mask in started)
+            crowded = len(ids) + len(started) >= options.max_live_tracks or self.next_id > 255
+            if not overlapped and not crowded:
                 new_id = self.next_id
                 self.next_id += 1
                 self.tracks[new_id] = TrackRecord(first_frame=video_index, scores=[proposal.score])
-                self.started.append(new_id)
+                started.append(proposal.mask)
                 out[proposal.mask & (out == 0)] = new_id
-        self.started.clear()
         matched_tracks = {ids[col] for col in matches.values()}
         retire = []
         for track_id in ids:
@@ -228,9 +230,6 @@ class Discovery:
         if not retire and not out.any():
             return None
         return ObjectUpdate(masks=out if out.any() else None, retire=tuple(retire))
-
-    def _crowded(self, live: list[int], starting: int) -> bool:
-        return len(live) + starting >= self.options.max_live_tracks or self.next_id > 255
 
     def observe(self, frame_index: int, ids: np.ndarray) -> None:
         """Record one output frame (H, W uint8 track ids)."""
