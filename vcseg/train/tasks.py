@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from vcseg.config import TASKS, Config
 from vcseg.data.cache import FrameCache
-from vcseg.data.clips import VideoClipDataset
+from vcseg.data.clips import VideoClipDataset, select_videos
 from vcseg.data.frames import FrameDataset
 from vcseg.data.static import StaticClipDataset
 from vcseg.errors import VcsegError
@@ -49,8 +49,8 @@ def training_files(config: Config, root: str | None = None) -> tuple[DatasetFile
     videos = train_videos(config)
     if not data.extra_roots:
         return files, videos
+    merged = select_videos(files, videos)  # refuses index names the dataset lacks, as the datasets do
     names = {video.name: files.root for video in files.videos}
-    merged = list(files.videos) if videos is None else [v for v in files.videos if v.name in set(videos)]
     for extra in data.extra_roots:
         extra_files = find_dataset(extra)
         for video in extra_files.videos:
