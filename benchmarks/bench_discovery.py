@@ -4,7 +4,9 @@ sequences. Tianchi-protocol J&F, persons found / present, frames per second.
 
 Baselines: proposals on every frame with ids carried by greedy IoU (no memory), and propagation
 from the first frame's proposals only (no later discovery); all three run the proposal network at
-the same input size (`DiscoveryOptions.proposal_size`)."""
+the same input size (`DiscoveryOptions.proposal_size`). Under each set, tracking minus each
+baseline with a 95% paired bootstrap interval over videos (`vcseg.metrics.compare`): a
+difference whose interval holds 0 is one these videos cannot rank."""
 
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ from vcseg.infer.options import PredictOptions
 from vcseg.io.frames import read_frame
 from vcseg.io.layouts import find_dataset, find_mask_videos
 from vcseg.io.masks import read_mask, write_mask
+from vcseg.metrics.compare import paired_difference
 from vcseg.metrics.evaluate import score_dataset
+from vcseg.metrics.report import ScoreReport
 from vcseg.train.checkpoint import load_checkpoint
 from vcseg.train.loop import load_proposal_network
 
@@ -35,10 +39,12 @@ def _persons(root: Path) -> int:
                for masks in find_mask_videos(root).values())
 
 
-def _report(name: str, pred: Path, gt: Path, seconds: float, frames: int) -> None:
-    scores = score_dataset(pred, gt, workers=1).summary()
+def _report(name: str, pred: Path, gt: Path, seconds: float, frames: int) -> ScoreReport:
+    report = score_dataset(pred, gt, workers=1)
+    scores = report.summary()
     print(f"    {name:<34} J&F {scores['JF_mean']:.4f}  persons {_persons(pred):>3} / {_persons(gt):<3} "
           f"{frames / seconds:6.2f} frames/s")
+    return report
 
 
 def _evaluate(title: str, data: Path, tmp: Path) -> None:
@@ -46,12 +52,13 @@ def _evaluate(title: str, data: Path, tmp: Path) -> None:
     frames = sum(len(v.frames) for v in find_dataset(data).videos)
     options = PredictOptions(size=SIZE)
     defaults = DiscoveryOptions()
+    reports = []
     for name, discovery in ((f"tracking (key frames every {defaults.key_every})", defaults),
                             ("first-frame proposals only", DiscoveryOptions(key_every=10 ** 6))):
         out = tmp / name.split()[0]
         started = time.perf_counter()
         predict_dataset(data, out, [WEIGHTS], None, options, discovery=discovery)
-        _report(name, out, data, time.perf_counter() - started, frames)
+        reports.append(_report(name, out, data, time.perf_counter() - started, frames))
     model, _ = load_proposal_network(WEIGHTS)
     out = tmp / "per-frame"
     started = time.perf_counter()
@@ -60,7 +67,10 @@ def _evaluate(title: str, data: Path, tmp: Path) -> None:
                                     defaults.proposal_size or SIZE)  # the proposals tracking sees
         for stem, ids in zip(video.frames, masks):
             write_mask(out / video.name / f"{stem}.png", ids)
-    _report("proposals per frame, greedy IoU ids", out, data, time.perf_counter() - started, frames)
+    reports.append(_report("proposals per frame, greedy IoU ids", out, data, time.perf_counter() - started, frames))
+    tracking, first_only, per_frame = reports
+    print(f"    tracking - per-frame proposals:    {paired_difference(tracking, per_frame)}")
+    print(f"    tracking - first-frame proposals:  {paired_difference(tracking, first_only)}")
 
 
 def main() -> None:

@@ -166,10 +166,14 @@ def synth(out: Path, videos: int, frames: int, size: str, people: str, seed: int
 @click.option("--per-frame", is_flag=True, help="Add per-frame J and F lists to the JSON.")
 @click.option("--missing-as-empty", is_flag=True,
               help="Score a missing prediction file or folder as an empty mask instead of failing.")
+@click.option("--compare", "other_root", type=_existing_dir, default=None, metavar="OTHER_PRED",
+              help="Also score OTHER_PRED and print PRED minus OTHER_PRED J&F with a 95% paired "
+                   "bootstrap interval over videos (is the difference more than noise?).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes scoring videos in parallel  [default: all cores]")
 def score(pred_root: Path, gt_root: Path, protocol: str, match: str, json_path: Path | None,
-          csv_path: Path | None, per_frame: bool, missing_as_empty: bool, workers: int | None) -> None:
+          csv_path: Path | None, per_frame: bool, missing_as_empty: bool, other_root: Path | None,
+          workers: int | None) -> None:
     """Score predicted masks against ground truth: J, F and J&F per video and overall."""
     from rich.progress import Progress
 
@@ -179,14 +183,19 @@ def score(pred_root: Path, gt_root: Path, protocol: str, match: str, json_path: 
     from vcseg.metrics import render_table, score_dataset, write_csv, write_json
 
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("scoring videos", total=None)
 
-        def advance(video, total: int) -> None:
-            progress.update(task, total=total, advance=1)
+        def scored(root: Path):
+            task = progress.add_task(f"scoring {root}", total=None)
 
-        report = score_dataset(pred_root, gt_root, protocol=protocol, match=match,
-                               missing_as_empty=missing_as_empty, workers=workers, on_video_done=advance)
-    for warning in report.warnings:
+            def advance(video, total: int) -> None:
+                progress.update(task, total=total, advance=1)
+
+            return score_dataset(root, gt_root, protocol=protocol, match=match, missing_as_empty=missing_as_empty,
+                                 workers=workers, on_video_done=advance)
+
+        report = scored(pred_root)
+        other = scored(other_root) if other_root is not None else None
+    for warning in report.warnings + (other.warnings if other is not None else []):
         console.print(f"[yellow]warning:[/yellow] {warning}")
     render_table(report, console)
     if json_path is not None:
@@ -195,6 +204,10 @@ def score(pred_root: Path, gt_root: Path, protocol: str, match: str, json_path: 
     if csv_path is not None:
         write_csv(report, csv_path)
         console.print(f"per-object rows written to {csv_path}")
+    if other is not None:
+        from vcseg.metrics.compare import paired_difference
+
+        console.print(f"{pred_root} minus {other_root}: {paired_difference(report, other)}")
 
 # ---- compose ------------------------------------------------------------------------------------
 

@@ -156,3 +156,24 @@ def test_per_frame_needs_json(dataset):
     pred_root, gt_root = dataset
     result = CliRunner().invoke(main, ["score", "--pred", str(pred_root), "--gt", str(gt_root), "--per-frame"])
     assert result.exit_code == 2 and "--json" in result.output
+
+
+def test_compare_prints_the_paired_difference(dataset, tmp_path):
+    pred_root, gt_root = dataset
+    perfect = tmp_path / "perfect"
+    for video in ("alpha", "beta"):
+        for path in sorted((gt_root / "Annotations" / video).iterdir()):
+            (perfect / video).mkdir(parents=True, exist_ok=True)
+            (perfect / video / path.name).write_bytes(path.read_bytes())
+    result = CliRunner().invoke(main, ["score", "--pred", str(pred_root), "--gt", str(gt_root),
+                                       "--compare", str(perfect), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    # the GT itself scores 1 on every object, so the difference is PRED's J&F minus 1
+    expected = score_dataset(pred_root, gt_root, workers=1).summary()["JF_mean"] - 1.0
+    assert expected < 0
+    line = " ".join(result.output.split())  # rich may wrap the long line
+    assert f"{expected:+.4f} J&F" in line and "over 2 videos" in line
+    # resampling the 2 videos: alpha twice gives 0 (it is perfect), beta twice gives beta's own
+    # difference (all of it): the interval reaches 0, so this is no proof PRED is worse
+    beta = 3 * expected  # alpha's two objects add 0, beta's one object carries the whole sum
+    assert f"interval {beta:+.4f} .. +0.0000" in line and "not significant" in line
