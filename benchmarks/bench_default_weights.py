@@ -71,12 +71,13 @@ def _unsupervised(data: Path, tmp: Path) -> None:
 
 def _real_footage(tmp: Path) -> None:
     """Semi-supervised J&F on the shared DAVIS people sequences at short side 240."""
-    base = score_dataset(copy_first_mask_forward(find_dataset(DAVIS), tmp / "davis-copy"), DAVIS, workers=1).summary()
+    davis = find_dataset(DAVIS)
+    base = score_dataset(copy_first_mask_forward(davis, tmp / "davis-copy"), DAVIS, workers=1).summary()
     started = time.perf_counter()
     semi = predict_dataset(DAVIS, tmp / "davis-semi", [WEIGHTS], DAVIS, PredictOptions(size=240))
     fps = semi.frames / (time.perf_counter() - started)
     model = score_dataset(tmp / "davis-semi", DAVIS, workers=1).summary()
-    print(f"real DAVIS people sequences ({len(find_dataset(DAVIS).videos)} videos, 854x480), first masks given, "
+    print(f"real DAVIS people sequences ({len(davis.videos)} videos, 854x480), first masks given, "
           "predicted at short side 240")
     print(f"  copy-forward baseline:             J&F {base['JF_mean']:.4f}")
     print(f"  default weights, first masks:      J&F {model['JF_mean']:.4f} (J {model['J_mean']:.4f}, "
