@@ -372,8 +372,7 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
                    "holding one]")
 @click.option("--key-every", type=click.IntRange(min=1), default=2, show_default=True,
               help="Without --first-masks: look for people every K frames (and on each shot's first).")
-@click.option("--proposal-size", type=click.IntRange(min=16), default=160,
-              show_default=True,
+@click.option("--proposal-size", type=click.IntRange(min=16), default=160, show_default=True,
               help="Without --first-masks: short side of the proposal network's input (the default weights' "
                    "network finds real people best at 160; use your proposal network's training scale).")
 @click.option("--max-instances", type=click.IntRange(1, 255), default=8, show_default=True,

@@ -177,7 +177,8 @@ def predict_video(models: Sequence[ModelSource], frames: Iterable[np.ndarray],
 
 def _drop_objects(probs: torch.Tensor, ids: list[int], retired: Sequence[int]) -> torch.Tensor:
     """1 + K, H, W probabilities without the retired ids' channels; background takes their share."""
-    keep = [slot for slot, object_id in enumerate(ids) if object_id not in set(retired)]
+    gone = set(retired)
+    keep = [slot for slot, object_id in enumerate(ids) if object_id not in gone]
     kept = probs[[1 + slot for slot in keep]]
     return torch.cat([(1 - kept.sum(dim=0, keepdim=True)).clamp(min=0), kept])
 
