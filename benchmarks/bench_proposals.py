@@ -1,18 +1,34 @@
 """Proposal network figures: one frame's forward at 480x854 (padded to 480x864), resnet18,
 decoder 256 / heads 64 (the config defaults), on the CPU fp32 vs bf16 autocast (and the GPU
 when there is one); then the post-processing alone (peaks, resampling to 480x854, grouping) on
-maps with 4 people, and `predict_proposals` end to end on the CPU in fp32.
+maps with 4 people, and `predict_proposals` end to end on the CPU in fp32. Then the recall of
+weights/default.pt's proposal network on real footage (the discovery benchmark's 12 compositions of
+the shared DAVIS people sequences, every 5th frame): the share of person-frames that some proposal
+covers with IoU 0.5 or more, at two input sizes.
 """
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from benchmarks.timing import median_seconds
+from vcseg.data.compose import ComposeConfig, compose_dataset
+from vcseg.infer.discovery import mask_iou
 from vcseg.infer.proposals import postprocess, predict_proposals
+from vcseg.io.frames import read_frame
+from vcseg.io.layouts import find_dataset
+from vcseg.io.masks import read_mask
 from vcseg.model.proposal_targets import make_targets
 from vcseg.model.proposals import ProposalConfig, ProposalNetwork
+from vcseg.train.checkpoint import load_checkpoint
+from vcseg.train.loop import load_proposal_network
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default.pt"
+DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-people"
 
 HEIGHT, WIDTH = 480, 854
 PADDED = (480, 864)
@@ -75,12 +91,41 @@ def bench_predict(repeats: int) -> None:
     print(f"predict_proposals cpu fp32 480x854 frame (random weights): {1000 * seconds:8.1f} ms")
 
 
+def proposal_recall(model: torch.nn.Module, data: Path, size: int, every: int = 5, min_iou: float = 0.5) -> float:
+    """Share of (person, frame) pairs of `data` (every `every`-th frame) that a proposal covers
+    with IoU >= `min_iou` (at 0.5 or more a proposal can match one of the disjoint persons only)."""
+    found = present = 0
+    for video in find_dataset(data).videos:
+        for stem in list(video.masks)[::every]:
+            truth = read_mask(video.masks[stem])
+            proposals = predict_proposals(model, read_frame(video.frames[stem]), size)
+            for person in set(np.unique(truth).tolist()) - {0}:
+                present += 1
+                found += any(mask_iou(p.mask, truth == person) >= min_iou for p in proposals)
+    return found / present if present else float("nan")
+
+
+def bench_recall() -> None:
+    if not DAVIS.is_dir() or not WEIGHTS.is_file() or "proposals" not in load_checkpoint(WEIGHTS)["models"]:
+        print("recall on real footage: needs weights/default.pt with a proposal network and the shared DAVIS data")
+        return
+    model, _ = load_proposal_network(WEIGHTS)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "davis"
+        compose_dataset([DAVIS], data, ComposeConfig(videos=12, people=(2, 3), seed=0),
+                        progress=False)  # the discovery benchmark's set
+        for size in (160, 240):
+            print(f"default weights' proposals, recall at IoU 0.5 on 12 DAVIS compositions, short side {size}: "
+                  f"{proposal_recall(model, data, size):.3f}")
+
+
 def main() -> None:
     bench_forward(torch.device("cpu"), repeats=3)
     if torch.cuda.is_available():
         bench_forward(torch.device("cuda"), repeats=20)
     bench_postprocess(repeats=5)
     bench_predict(repeats=3)
+    bench_recall()
 
 
 if __name__ == "__main__":

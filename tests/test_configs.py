@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from vcseg.config import load_config
+from vcseg.config import Config, load_config
 from vcseg.model.network import build_model
+from vcseg.train.checkpoint import load_checkpoint
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
 
@@ -23,3 +24,11 @@ def test_config_loads_and_builds(path):
     model = build_model(config.model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable > 1_000_000
+
+
+def test_the_finetune_recipe_builds_the_network_it_starts_from():
+    """configs/davis-finetune-memory.toml starts from weights/default.pt: the networks must agree."""
+    tuned = load_config(Path(__file__).resolve().parents[1] / "configs" / "davis-finetune-memory.toml")
+    weights = Path(__file__).resolve().parents[1] / tuned.train.init
+    assert tuned.train.init == "weights/default.pt" and tuned.train.task == "memory"
+    assert Config.from_dict(load_checkpoint(weights)["config"]).model == tuned.model

@@ -363,7 +363,7 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
               help="Test-time scales, e.g. 0.75,1.0,1.25 (probabilities averaged).")
 @click.option("--flip", is_flag=True, help="Also run every scale mirrored (probabilities averaged).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
-              show_default=True, help="auto: bf16 autocast on CUDA GPUs that have it, fp32 otherwise.")
+              show_default=True, help="auto: bf16 autocast on CUDA GPUs and CPUs with native bf16, fp32 otherwise.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
 @click.option("--shard", default=None, metavar="I/N",
               help="Predict the I-th of N shares of the videos  [default: torchrun's RANK/WORLD_SIZE, else all]")

@@ -148,7 +148,8 @@ class TrainConfig:
         testing; STCN: [10, 15, 20, 25, 5] at [0.1, 0.2, 0.3, 0.4, 0.9]).
     bootstrap_start / bootstrap_end: fractions of training over which the cross-entropy narrows
         from all pixels to the hardest `bootstrap_top` fraction.
-    precision: "auto" (bf16 autocast on GPUs that have it, fp32 on CPU), "fp32", "bf16", "fp16".
+    precision: "auto" (bf16 autocast on GPUs and CPUs with native bf16, fp32 elsewhere: emulated bf16
+        on an AVX2 CPU is about 15x slower than fp32), "fp32", "bf16", "fp16".
     val_every: every this many steps (0: never), predict the first `val_videos` videos of the
         index's val split (`val_frames` frames each) from their first masks, score them (J&F), and
         keep the best checkpoint as best.pt (memory task).

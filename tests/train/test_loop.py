@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ import torch
 from tests.train.conftest import tiny_config
 from vcseg.errors import VcsegError
 from vcseg.train.checkpoint import load_checkpoint
-from vcseg.train.loop import load_memory_network, train
+from vcseg.train import loop
+from vcseg.train.loop import autocast_dtype, load_memory_network, train
 from vcseg.train.tasks import clip_loss
 
 
@@ -120,3 +122,22 @@ def test_validation_keeps_the_best_checkpoint(tiny_videos, tmp_path):
     # the video the model trains on is not among those it is validated on
     from vcseg.train.tasks import train_videos
     assert set(train_videos(config)).isdisjoint(index["split"]["val"])
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_uses_bf16_only_on_cpus_that_have_it(monkeypatch, native):
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) == (torch.bfloat16 if native else None)
+    assert autocast_dtype("fp32", cpu) is None
+    assert autocast_dtype("fp16", cpu) is torch.float16
+
+
+def test_explicit_bf16_on_a_cpu_without_it_warns_and_is_honoured(monkeypatch):
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="without native bf16"):
+        assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16

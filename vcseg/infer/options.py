@@ -20,7 +20,7 @@ class PredictOptions:
     top_k: memory read over the k most similar positions; None = the model's config.top_k.
     scales / flip: test-time augmentation; each (model, scale, flip) runs its own engine and the
         probability maps are averaged at the frame's own size.
-    precision: "auto" (bf16 autocast on CUDA GPUs that support it, fp32 otherwise), fp32, bf16, fp16.
+    precision: "auto" (bf16 autocast on CUDA GPUs and CPUs with native bf16, fp32 otherwise), fp32, bf16, fp16.
     device: "auto" (CUDA when present, else the CPU; loaded models: where they already are), or a
         torch device name.
     max_objects: most objects tracked at once (None: the model's config.max_objects); the

@@ -21,6 +21,7 @@ import csv
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -88,10 +89,31 @@ def resolve_run_config(run_dir: Path, config: Config | None, resume: bool) -> Co
     return config
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), as oneDNN sees it.
+
+    Without it, bf16 autocast is emulated: a resnet18 training step is 15x slower than in fp32
+    on an AVX2 CPU (0.9 s vs 15 s at batch 8, 192x320), so "auto" picks bf16 only where it pays.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: no fast bf16 either
+        return False
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for `precision` on `device`, None for plain fp32."""
+    """The autocast dtype for `precision` on `device`, None for plain fp32.
+
+    "auto" is bf16 on CUDA GPUs and CPUs that support it natively, fp32 elsewhere. An explicit
+    "bf16" on a CPU without native bf16 is honoured with a warning: it is many times slower there.
+    """
+    native_bf16 = (torch.cuda.is_bf16_supported() if device.type == "cuda"
+                   else device.type == "cpu" and cpu_has_native_bf16())
     if precision == "auto":
-        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        precision = "bf16" if native_bf16 else "fp32"
+    elif precision == "bf16" and device.type == "cpu" and not native_bf16:
+        warnings.warn("precision bf16 on a CPU without native bf16 (no AVX512-BF16 or AMX): emulated, many "
+                      "times slower than fp32; use precision \"auto\" or \"fp32\" on this machine", stacklevel=2)
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
