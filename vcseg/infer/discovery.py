@@ -62,6 +62,9 @@ class DiscoveryOptions:
     off: that network misses real people on many frames, and both then cut real people short
     (development set J&F 0.376 -> 0.348 with retire_after=3, 0.228 with confirm_hits=2 as well);
     with a proposal network trained on real footage they remove drifted and false tracks.
+    Proposals on every frame at short side 240 (key_every 1, proposal_size 240) won on another
+    development set (compositions of dance-jump, hockey, swing: 0.325 -> 0.378) but not on the
+    benchmark (DAVIS compositions 0.322 -> 0.316, procedural crowds 0.397 -> 0.394).
     """
 
     key_every: int = 2
