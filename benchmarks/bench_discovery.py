@@ -32,6 +32,8 @@ from vcseg.train.loop import load_proposal_network
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default.pt"
 DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-people"
 SIZE = 240
+# 12 videos (each of the 6 sequences is the base twice): 3 were too few to rank methods
+DAVIS_COMPOSITIONS = ComposeConfig(videos=12, people=(2, 3), seed=0)
 
 
 def _persons(root: Path) -> int:
@@ -85,6 +87,5 @@ def main() -> None:
         _evaluate("held-out procedural videos, 0-12 people (crowd preset), 240x427", synth, tmp / "s")
         if DAVIS.is_dir():
             composed = tmp / "davis"
-            # 12 videos (each of the 6 sequences is the base twice): 3 were too few to rank methods
-            compose_dataset([DAVIS], composed, ComposeConfig(videos=12, people=(2, 3), seed=0), progress=False)
+            compose_dataset([DAVIS], composed, DAVIS_COMPOSITIONS, progress=False)
             _evaluate("DAVIS people sequences composed 2-3 per video (12 videos), 854x480", composed, tmp / "d")

@@ -10,7 +10,8 @@ from vcseg.config import Config, load_config
 from vcseg.model.network import build_model
 from vcseg.train.checkpoint import load_checkpoint
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
 
 
 def test_the_four_recipes_ship():
@@ -28,7 +29,6 @@ def test_config_loads_and_builds(path):
 
 def test_the_finetune_recipe_builds_the_network_it_starts_from():
     """configs/davis-finetune-memory.toml starts from weights/default.pt: the networks must agree."""
-    tuned = load_config(Path(__file__).resolve().parents[1] / "configs" / "davis-finetune-memory.toml")
-    weights = Path(__file__).resolve().parents[1] / tuned.train.init
+    tuned = load_config(ROOT / "configs" / "davis-finetune-memory.toml")
     assert tuned.train.init == "weights/default.pt" and tuned.train.task == "memory"
-    assert Config.from_dict(load_checkpoint(weights)["config"]).model == tuned.model
+    assert Config.from_dict(load_checkpoint(ROOT / tuned.train.init)["config"]).model == tuned.model
