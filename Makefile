@@ -10,6 +10,7 @@ DEMO_DIR := demo_out
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 WEIGHTS_DATA := data/weights-train
+PROPOSALS_DATA := data/proposals-train
 WEIGHTS_RUN := runs/default-weights
 PROPOSALS_RUN := runs/default-proposals
 
@@ -33,10 +34,12 @@ bench: setup
 	$(PY) -m benchmarks.run
 
 # The CPU default weights, weights/default.pt: procedural training videos, then the memory
-# network and the person proposal network, each about half an hour to an hour of CPU training
+# network (about 1.5 h on 2 cores) and the person proposal network (about 35 minutes) on its own
+# larger set
 # (configs/default-weights.toml, configs/default-proposals.toml); an interrupted run continues.
 weights: setup
 	$(VCSEG) synth $(WEIGHTS_DATA) --videos 48 --frames 40 --size 240x427 --people 1-4 --seed 100 --overwrite
+	$(VCSEG) synth $(PROPOSALS_DATA) --videos 96 --frames 40 --size 240x427 --people 1-5 --seed 200 --overwrite
 	if [ -f $(WEIGHTS_RUN)/checkpoints/last.pt ]; then $(VCSEG) train --out $(WEIGHTS_RUN) --resume; \
 	else $(VCSEG) train --config configs/default-weights.toml --out $(WEIGHTS_RUN); fi
 	if [ -f $(PROPOSALS_RUN)/checkpoints/last.pt ]; then $(VCSEG) train --out $(PROPOSALS_RUN) --resume; \

@@ -58,6 +58,8 @@ class DiscoveryOptions:
 
     The defaults are what `benchmarks.run discovery` and a separate development set of DAVIS
     compositions favoured with weights/default.pt: proposals at short side 160 every 2nd frame.
+    The figures below were measured with its first proposal network (600 steps on 48 procedural
+    videos); the one there now (1500 steps on 96) finds more real people at short side 160.
     Retirement (`retire_after`, None: never) and confirmation (`confirm_hits`, 1: none needed) are
     off: that network misses real people on many frames, and both then cut real people short
     (development set J&F 0.376 -> 0.348 with retire_after=3, 0.228 with confirm_hits=2 as well);
@@ -65,6 +67,12 @@ class DiscoveryOptions:
     Proposals on every frame at short side 240 (key_every 1, proposal_size 240) won on another
     development set (compositions of dance-jump, hockey, swing: 0.325 -> 0.378) but not on the
     benchmark (DAVIS compositions 0.322 -> 0.316, procedural crowds 0.397 -> 0.394).
+    On real footage that network's proposals score 0.1-0.45, so the correction rule (score 0.8)
+    never fires there. Correcting more (correct_iou 0.7, correct_score 0.3) helped on two further
+    development sets of 6 DAVIS compositions each (0.265 -> 0.291, 0.263 -> 0.277) but cost the
+    procedural crowd set 0.397 -> 0.355, where the network is good and its masks beat the
+    corrections. Lower proposal thresholds (min_score, min_track_score 0.15) gave more tracks but
+    no gain (0.265 -> 0.266) at 2.3x the time.
     """
 
     key_every: int = 2
