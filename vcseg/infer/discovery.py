@@ -77,8 +77,8 @@ class DiscoveryOptions:
     identity as often as per-frame proposals do: the matched J per person is 0.29 (0.28), where
     the best id of each frame would give 0.38 (0.38). A track's mask shrinks to part of its person,
     or started from a fragment, and the whole person's proposal then overlaps it too little to
-    match and starts a second id. Four rules against that, there and on 6 held-out procedural
-    crowd videos (0.309 and 0.391 without them), none kept: a proposal holding 60% of a track
+    match and starts a second id. Four rules against that, there and on 6 procedural crowd videos
+    (seed 7; 0.309 and 0.391 without them), none kept: a proposal holding 60% of a track
     that covers under half of it re-anchors the track, 0.325 and 0.381 (one crowd video lost 0.05
     to a track moved onto its occluder); the same for unmatched proposals only, 0.302 and 0.391;
     only for tracks shrunk below half their anchored size, 0.304 and 0.382; matched tracks grown
