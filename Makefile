@@ -35,8 +35,8 @@ bench: setup
 
 # The CPU default weights, weights/default.pt: procedural training videos, then the memory
 # network (about 1.5 h on 2 cores) and the person proposal network (about 35 minutes) on its own
-# larger set
-# (configs/default-weights.toml, configs/default-proposals.toml); an interrupted run continues.
+# larger set (configs/default-weights.toml, configs/default-proposals.toml); an interrupted run
+# continues.
 weights: setup
 	$(VCSEG) synth $(WEIGHTS_DATA) --videos 48 --frames 40 --size 240x427 --people 1-4 --seed 100 --overwrite
 	$(VCSEG) synth $(PROPOSALS_DATA) --videos 96 --frames 40 --size 240x427 --people 1-5 --seed 200 --overwrite

@@ -73,18 +73,19 @@ class DiscoveryOptions:
     procedural crowd set 0.397 -> 0.355, where the network is good and its masks beat the
     corrections. Lower proposal thresholds (min_score, min_track_score 0.15) gave more tracks but
     no gain (0.265 -> 0.266) at 2.3x the time.
-    With the network there now, on 6 DAVIS compositions (seed 21) tracking loses real people's
-    identity as often as per-frame proposals do: the matched J per person is 0.29 (0.28), where
-    the best id of each frame would give 0.38 (0.38). A track's mask shrinks to part of its person,
-    or started from a fragment, and the whole person's proposal then overlaps it too little to
-    match and starts a second id. Four rules against that, there and on 6 procedural crowd videos
-    (seed 7; 0.309 and 0.391 without them), none kept: a proposal holding 60% of a track
-    that covers under half of it re-anchors the track, 0.325 and 0.381 (one crowd video lost 0.05
-    to a track moved onto its occluder); the same for unmatched proposals only, 0.302 and 0.391;
-    only for tracks shrunk below half their anchored size, 0.304 and 0.382; matched tracks grown
-    into their proposal's background pixels, 0.299 on DAVIS. Merging, after the video and on top of
-    the first rule, tracks whose start took over 30-70% of an older track's pixels cost 0.003-0.032
-    on DAVIS: such a start mostly takes pixels from several tracks at once.
+    With the network there now and the memory network at short side 240, on 6 DAVIS compositions
+    (seed 21) tracking loses real people's identity as often as per-frame proposals do: the matched
+    J per person is 0.29 (per-frame 0.28), where the best id of each frame would give 0.38 (0.38). A
+    track's mask shrinks to part of its person, or started from a fragment, and the whole person's
+    proposal then overlaps it too little to match and starts a second id. Four rules against that,
+    there and on the benchmark's procedural crowd videos (0.309 and 0.391 without them), none kept:
+    a proposal holding 60% of a track that covers under half of it re-anchors the track, 0.325 and
+    0.381 (one crowd video lost 0.05 to a track moved onto its occluder); the same for unmatched
+    proposals only, 0.302 and 0.391; only for tracks shrunk below half their anchored size, 0.304
+    and 0.382; matched tracks grown into their proposal's background pixels, 0.299 on DAVIS.
+    Merging, after the video and on top of the first rule, tracks whose start took over 30-70% of an
+    older track's pixels cost 0.003-0.032 on DAVIS: such a start mostly takes pixels from several
+    tracks at once.
     """
 
     key_every: int = 2
