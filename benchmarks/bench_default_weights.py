@@ -21,8 +21,8 @@ from vcseg.train.checkpoint import load_checkpoint
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default.pt"
 DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-people"
-# the default weights were trained at 240x427; 480 is `vcseg predict`'s default
-REAL_SIZES = (240, 320, 480)
+# the default weights were trained at 240x427; the last is `vcseg predict`'s default (480)
+REAL_SIZES = (240, 320, PredictOptions().size)
 VALIDATION = SynthConfig(videos=6, frames=30, height=480, width=854, people_min=1, people_max=4, seed=0)
 
 

@@ -57,7 +57,8 @@ class DiscoveryOptions:
     """Settings of the unsupervised path (see the module docstring).
 
     The defaults are what `benchmarks.run discovery` and a separate development set of DAVIS
-    compositions favoured with weights/default.pt: proposals at short side 160 every 2nd frame.
+    compositions favoured with weights/default.pt: proposals at short side 160 every 2nd frame
+    (chosen with the memory network at short side 240; the benchmark now runs it at 320).
     The figures below were measured with its first proposal network (600 steps on 48 procedural
     videos); the one there now (1500 steps on 96) finds more real people at short side 160.
     Retirement (`retire_after`, None: never) and confirmation (`confirm_hits`, 1: none needed) are
