@@ -18,7 +18,7 @@ from vcseg.data.compose import ComposeConfig, compose_dataset
 from vcseg.data.synth import SynthConfig, synthesize
 from vcseg.infer.baselines import proposals_per_frame
 from vcseg.infer.dataset import predict_dataset
-from vcseg.infer.discovery import DiscoveryOptions
+from vcseg.infer.discovery import DiscoveryOptions, network_proposer
 from vcseg.infer.options import PredictOptions
 from vcseg.io.frames import read_frame
 from vcseg.io.layouts import find_dataset, find_mask_videos
@@ -65,8 +65,8 @@ def _evaluate(title: str, data: Path, tmp: Path) -> None:
     out = tmp / "per-frame"
     started = time.perf_counter()
     for video in find_dataset(data).videos:
-        masks = proposals_per_frame(model, (read_frame(p) for p in video.frames.values()),
-                                    defaults.proposal_size or SIZE)  # the proposals tracking sees
+        masks = proposals_per_frame(network_proposer(model, defaults.proposal_size or SIZE),  # as tracking's
+                                    (read_frame(p) for p in video.frames.values()))
         for stem, ids in zip(video.frames, masks):
             write_mask(out / video.name / f"{stem}.png", ids)
     reports.append(_report("proposals per frame, greedy IoU ids", out, data, time.perf_counter() - started, frames))

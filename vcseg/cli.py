@@ -378,10 +378,17 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
                    "network finds real people best at 160; use your proposal network's training scale).")
 @click.option("--max-instances", type=click.IntRange(1, 255), default=8, show_default=True,
               help="Without --first-masks: most persons written per video (the competition allows 8).")
+@click.option("--correct-iou", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Without --first-masks: a matched proposal replaces its track's mask when they overlap "
+                   "by IoU below this (1: at every match) and its score is at least --correct-score. With "
+                   "proposals much better than the memory network's masks, give 1 and --correct-score 0 "
+                   "(see the README).")
+@click.option("--correct-score", type=click.FloatRange(0.0, 1.0), default=0.8, show_default=True,
+              help="Without --first-masks: the least proposal score that may replace a track's mask.")
 def predict_command(frames_root: Path, out: Path, first_masks_root: Path | None, checkpoints: tuple[Path, ...],
                     size: int, mem_every: int, mem_size: int, top_k: int | None, scales: str, flip: bool,
                     precision: str, device: str, shard: str | None, proposals: Path | None, key_every: int,
-                    proposal_size: int, max_instances: int) -> None:
+                    proposal_size: int, max_instances: int, correct_iou: float, correct_score: float) -> None:
     """Segment every person of every video: propagate given masks (--first-masks, semi-supervised),
     or find the people with the proposal network on key frames and track them (at most 8 ids).
 
@@ -398,7 +405,8 @@ def predict_command(frames_root: Path, out: Path, first_masks_root: Path | None,
         summary = predict_dataset(frames_root, out, list(checkpoints), first_masks_root, options,
                                   shard=parse_shard(shard), progress=progress, proposals=proposals,
                                   discovery=DiscoveryOptions(key_every=key_every, proposal_size=proposal_size,
-                                                             max_instances=max_instances))
+                                                             max_instances=max_instances, correct_iou=correct_iou,
+                                                             correct_score=correct_score))
     index, count = summary.shard
     where = f" (shard {index}/{count})" if count > 1 else ""
     speed = f", {summary.frames / summary.seconds:.1f} frames/s" if summary.frames and summary.seconds else ""

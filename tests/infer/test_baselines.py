@@ -18,8 +18,7 @@ def test_copy_forward_writes_first_mask_everywhere(tmp_path):
         np.testing.assert_array_equal(read_mask(out / "v" / name), masks[0])
 
 
-def test_proposals_per_frame_carries_ids_by_overlap(monkeypatch):
-    from vcseg.infer import proposals as proposals_module
+def test_proposals_per_frame_carries_ids_by_overlap():
     from vcseg.infer.baselines import proposals_per_frame
     from vcseg.infer.proposals import Proposal
 
@@ -30,14 +29,18 @@ def test_proposals_per_frame_carries_ids_by_overlap(monkeypatch):
 
     # person A drifts right by 1 px a frame (kept by IoU); person B jumps far in frame 2 (a new id)
     script = [[box(0), box(30)], [box(1), box(30)], [box(2), box(10)]]
-    calls = iter(script)
-    monkeypatch.setattr(proposals_module, "predict_proposals", lambda model, frame, size: next(calls))
+    asked = []
+
+    def propose(index, frame):
+        asked.append(index)
+        return script[index]
+
     frames = [np.zeros((20, 40, 3), np.uint8)] * 3
-    masks = proposals_per_frame(None, frames, None, max_instances=8)
+    masks = proposals_per_frame(propose, frames, max_instances=8)
+    assert asked == [0, 1, 2]
     assert [int(m[10, 3]) for m in masks] == [1, 1, 1]
     assert int(masks[0][10, 33]) == int(masks[1][10, 33]) == 2
     assert int(masks[2][10, 13]) == 3
     # capped at 2: the two ids seen most often (A: 3 frames, B: 2) stay, C (1 frame) goes
-    calls = iter(script)
-    capped = proposals_per_frame(None, frames, None, max_instances=2)
+    capped = proposals_per_frame(propose, frames, max_instances=2)
     assert int(capped[2][10, 3]) == 1 and int(capped[1][10, 33]) == 2 and int(capped[2][10, 13]) == 0

@@ -76,5 +76,26 @@ def test_discovery_option_defaults_are_the_library_defaults():
 
     defaults = {param.name: param.default for param in main.commands["predict"].params}
     library = DiscoveryOptions()
-    assert (defaults["key_every"], defaults["proposal_size"], defaults["max_instances"]) == \
-        (library.key_every, library.proposal_size, library.max_instances)
+    names = ("key_every", "proposal_size", "max_instances", "correct_iou", "correct_score")
+    assert {name: defaults[name] for name in names} == {name: getattr(library, name) for name in names}
+
+
+def test_discovery_options_reach_the_library(tmp_path, monkeypatch):
+    from vcseg.infer import dataset as dataset_module
+
+    seen = {}
+
+    def fake_predict(frames_root, out, checkpoints, first_masks_root, options, **kwargs):
+        seen.update(kwargs)
+        return dataset_module.PredictSummary(out=out)
+
+    monkeypatch.setattr(dataset_module, "predict_dataset", fake_predict)
+    data = make_data(tmp_path / "data")
+    result = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),
+                                       "--key-every", "3", "--correct-iou", "0.6", "--correct-score", "0.4"])
+    assert result.exit_code == 0, result.output
+    discovery = seen["discovery"]
+    assert (discovery.key_every, discovery.correct_iou, discovery.correct_score) == (3, 0.6, 0.4)
+    out_of_range = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),
+                                             "--correct-iou", "1.5"])
+    assert out_of_range.exit_code == 2 and "--correct-iou" in out_of_range.output

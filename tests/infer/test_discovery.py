@@ -171,3 +171,52 @@ def test_two_proposals_of_one_new_person_start_one_track(tmp_path, monkeypatch):
     run(tmp_path, key_every=3)
     for mask in output(tmp_path, "twice", 6):
         assert set(np.unique(mask).tolist()) == {0, 1} and (mask[person] == 1).all()
+
+
+def test_simulated_proposals_from_exact_truth_give_the_truth_back(tmp_path):
+    """Discovery takes any proposer: exact simulated proposals (the tracking benchmark's) of two
+    still people, one entering at frame 6, come back as the ground truth on every frame."""
+    from tests.conftest import make_video
+    from vcseg.infer.discovery import Discovery
+    from vcseg.infer.simulated import ProposalErrors, SimulatedProposer
+    from vcseg.io.layouts import find_dataset
+
+    masks = []
+    for t in range(10):
+        ids = np.zeros((H, W), np.uint8)
+        ids[box(5, 5, 30, 20)] = 1
+        if t >= 6:
+            ids[box(20, 70, 40, 30)] = 2
+        masks.append(ids)
+    make_video(tmp_path / "test", "still", masks)
+    exact = ProposalErrors(miss_rate=0.0, boundary=0.0, fragment_rate=0.0, false_rate=0.0)
+    options = DiscoveryOptions(key_every=3)
+    predict_dataset(tmp_path / "test", tmp_path / "pred", [copy_model()], None, OPTIONS,
+                    object_sources=lambda video: Discovery(SimulatedProposer.for_video(video, exact), options))
+    for t, mask in enumerate(output(tmp_path, "still", 10)):
+        np.testing.assert_array_equal(mask, masks[t])
+    # every person missed: nobody is found
+    missed = ProposalErrors(miss_rate=1.0, boundary=0.0, fragment_rate=0.0, false_rate=0.0)
+    predict_dataset(tmp_path / "test", tmp_path / "none", [copy_model()], None, OPTIONS,
+                    object_sources=lambda video: Discovery(SimulatedProposer.for_video(video, missed), options))
+    assert all(not read_mask(tmp_path / "none" / "still" / f"{t:05d}.png").any() for t in range(10))
+
+
+def test_matched_proposals_re_anchor_their_track(tmp_path, monkeypatch):
+    """The memory (a perfect copy) holds a person still while proposals on key frames 0, 2, 4 see
+    it move 2 px a frame (IoU with the still mask: 4 px 16/24, 8 px 12/28). By default every match
+    replaces the track's mask; with correct_iou 0.5 only the match below 0.5 (frame 4) does; with
+    correct_score above the proposals' 0.9 none does."""
+    write_video(tmp_path / "test", "walk", 5)
+    at = [box(10, 10 + 2 * t, 30, 20) for t in range(5)]
+    stub_proposals(monkeypatch, lambda k: [proposal(at[2 * (k % 3)])])  # each run asks for 3 key frames
+    expected = {"default": [at[t - t % 2] for t in range(5)],
+                "iou": [at[0]] * 4 + [at[4]],
+                "score": [at[0]] * 5}
+    for name, options in (("default", {}), ("iou", {"correct_iou": 0.5}), ("score", {"correct_score": 0.95})):
+        out = tmp_path / name
+        predict_dataset(tmp_path / "test", out, [copy_model()], None, OPTIONS, proposals=nn.Identity(),
+                        discovery=DiscoveryOptions(key_every=2, **options))
+        for t in range(5):
+            np.testing.assert_array_equal(read_mask(out / "walk" / f"{t:05d}.png") == 1, expected[name][t],
+                                          err_msg=f"{name}, frame {t}")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
+
 from vcseg.errors import VcsegError
+from vcseg.infer.discovery import Proposer, mask_iou, relabel
 from vcseg.io.layouts import DatasetFiles
 from vcseg.io.masks import read_mask, write_mask
 
@@ -34,20 +37,16 @@ def copy_first_mask_forward(dataset: DatasetFiles, out: str | os.PathLike[str],
     return out
 
 
-def proposals_per_frame(proposal_model, frames, size: int | None, match_iou: float = 0.3,
-                        max_instances: int = 8) -> list:
-    """Unsupervised baseline with no memory: proposals on every frame, ids carried over by greedy
-    IoU with the previous frame's instances (a new id below `match_iou`), the `max_instances`
-    most frequent ids kept. What tracking with the memory network must beat."""
-    import numpy as np
-
-    from vcseg.infer.discovery import mask_iou, relabel
-    from vcseg.infer.proposals import predict_proposals
-
+def proposals_per_frame(propose: Proposer, frames: Iterable[np.ndarray], match_iou: float = 0.3,
+                        max_instances: int = 8) -> list[np.ndarray]:
+    """Unsupervised baseline with no memory: `propose` (e.g. `network_proposer`) on every frame,
+    ids carried over by greedy IoU with the previous frame's instances (a new id below
+    `match_iou`), the `max_instances` most frequent ids kept. What tracking with the memory
+    network must beat. Returns each frame's (H, W) uint8 ids."""
     outputs, previous, next_id, seen = [], {}, 1, {}
-    for frame in frames:
+    for index, frame in enumerate(frames):
         current, ids = {}, np.zeros(frame.shape[:2], np.uint8)
-        for proposal in predict_proposals(proposal_model, frame, size):
+        for proposal in propose(index, frame):
             candidates = [(mask_iou(proposal.mask, mask), object_id) for object_id, mask in previous.items()
                           if object_id not in current]
             best_iou, best_id = max(candidates, default=(0.0, 0))

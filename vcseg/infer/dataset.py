@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import torch
 
 from vcseg.errors import VcsegError
-from vcseg.infer.discovery import Discovery, DiscoveryOptions, relabel, split_shots
+from vcseg.infer.discovery import Discovery, DiscoveryOptions, network_proposer, relabel, split_shots
 from vcseg.infer.models import ModelSource, inference_models, resolve_checkpoints
 from vcseg.infer.options import PredictOptions, parse_shard
 from vcseg.infer.propagate import GivenMasks, ObjectSource, VideoStats, propagate
@@ -134,7 +134,8 @@ def predict_dataset(frames_root: str | os.PathLike[str], out: str | os.PathLike[
             proposal_model.to(device).eval()
 
             def object_sources(video: VideoFiles) -> Discovery:
-                return Discovery(proposal_model, discovery, options.size, dtype)
+                return Discovery(network_proposer(proposal_model, discovery.proposal_size or options.size, dtype),
+                                 discovery)
 
         for video in mine:
             if video.name in complete:

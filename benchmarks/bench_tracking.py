@@ -1,0 +1,106 @@
+"""Tracking against per-frame proposals on real footage, with the proposal network taken out.
+
+The discovery benchmark runs weights/default.pt's proposal network, which was trained on
+procedural videos only and finds real people poorly; on real footage it mostly measures that
+network. Here the proposals are simulated from the ground truth with controlled errors
+(`vcseg.infer.simulated`), at three levels, on 6 compositions of the shared DAVIS people
+sequences; the memory network is weights/default.pt's at short side 320, as in the discovery
+benchmark. Per level: the proposals' recall at IoU 0.5 (the discovery benchmark prints the
+network's), tianchi-protocol J&F of tracking with two re-anchoring rules (the `DiscoveryOptions()`
+default: a matched proposal scoring 0.8 or more replaces a drifted track's mask, IoU below 0.5;
+and `vcseg predict --correct-iou 1 --correct-score 0`: every match replaces it) and of proposals
+on every frame with greedy IoU ids, and each tracking minus per-frame with a 95% paired bootstrap
+interval over videos. A level's proposals are the same frames' same proposals for every method.
+About an hour on 2 cores.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.bench_discovery import DAVIS, SIZE, WEIGHTS
+from vcseg.data.compose import ComposeConfig, compose_dataset
+from vcseg.infer.baselines import proposals_per_frame
+from vcseg.infer.dataset import predict_dataset
+from vcseg.infer.discovery import Discovery, DiscoveryOptions, mask_iou
+from vcseg.infer.options import PredictOptions
+from vcseg.infer.simulated import ProposalErrors, SimulatedProposer
+from vcseg.io.frames import read_frame
+from vcseg.io.layouts import DatasetFiles, find_dataset
+from vcseg.io.masks import read_mask, write_mask
+from vcseg.metrics.compare import paired_difference
+from vcseg.metrics.evaluate import score_dataset
+
+COMPOSITIONS = ComposeConfig(videos=6, people=(2, 3), seed=0)  # each of the 6 sequences the base once
+LEVELS = {
+    "exact": ProposalErrors(miss_rate=0.0, boundary=0.0, fragment_rate=0.0, false_rate=0.0),
+    "light": ProposalErrors(miss_rate=0.1, boundary=0.01, fragment_rate=0.05, false_rate=0.05),
+    "moderate": ProposalErrors(),  # the defaults
+}
+RULES = {
+    "default re-anchoring": DiscoveryOptions(),
+    "re-anchor at every match": DiscoveryOptions(correct_iou=1.0, correct_score=0.0),
+}
+
+
+def simulated_recall(dataset: DatasetFiles, errors: ProposalErrors, every: int = 5, min_iou: float = 0.5) -> float:
+    """Share of (person, frame) pairs (every `every`-th frame) a simulated proposal covers with
+    IoU >= `min_iou`: the figure the proposal benchmark gives for the network."""
+    found = present = 0
+    for video in dataset.videos:
+        propose = SimulatedProposer.for_video(video, errors)
+        for index, stem in list(enumerate(video.frames))[::every]:
+            truth = read_mask(video.masks[stem])
+            proposals = propose(index, np.zeros((*truth.shape, 3), np.uint8))
+            for person in set(np.unique(truth).tolist()) - {0}:
+                present += 1
+                found += any(mask_iou(p.mask, truth == person) >= min_iou for p in proposals)
+    return found / present if present else float("nan")
+
+
+def _evaluate(name: str, errors: ProposalErrors, data: Path, tmp: Path) -> None:
+    dataset = find_dataset(data)
+    frames = sum(len(video.frames) for video in dataset.videos)
+    print(f"  {name}: {errors.describe()}; recall at IoU 0.5 {simulated_recall(dataset, errors):.3f}")
+    trackings = {}
+    for rule, discovery in RULES.items():
+        options = PredictOptions(size=SIZE, max_objects=discovery.max_live_tracks)
+        started = time.perf_counter()
+        predict_dataset(data, tmp / rule, [WEIGHTS], None, options,
+                        object_sources=lambda video, discovery=discovery: Discovery(
+                            SimulatedProposer.for_video(video, errors), discovery))
+        seconds = time.perf_counter() - started
+        trackings[rule] = score_dataset(tmp / rule, data, workers=1)
+        print(f"    tracking, {rule:<26} J&F {trackings[rule].summary()['JF_mean']:.4f}  "
+              f"{frames / seconds:5.2f} frames/s")
+    for video in dataset.videos:
+        masks = proposals_per_frame(SimulatedProposer.for_video(video, errors),
+                                    (read_frame(path) for path in video.frames.values()))
+        for stem, ids in zip(video.frames, masks):
+            write_mask(tmp / "per-frame" / video.name / f"{stem}.png", ids)
+    per_frame = score_dataset(tmp / "per-frame", data, workers=1)
+    print(f"    proposals per frame, greedy IoU ids    J&F {per_frame.summary()['JF_mean']:.4f}")
+    for rule, tracking in trackings.items():
+        print(f"    tracking ({rule}) - per-frame: {paired_difference(tracking, per_frame)}")
+
+
+def main() -> None:
+    if not WEIGHTS.is_file() or not DAVIS.is_dir():
+        print(f"needs {WEIGHTS} (make weights) and the shared DAVIS data at {DAVIS}")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = tmp / "davis"
+        compose_dataset([DAVIS], data, COMPOSITIONS, progress=False)
+        print(f"  DAVIS people sequences composed 2-3 per video ({COMPOSITIONS.videos} videos), 854x480, "
+              f"memory network at short side {SIZE}; simulated proposals:")
+        for name, errors in LEVELS.items():
+            _evaluate(name, errors, data, tmp / name)
+
+
+if __name__ == "__main__":
+    main()
