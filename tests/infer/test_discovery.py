@@ -204,16 +204,17 @@ def test_simulated_proposals_from_exact_truth_give_the_truth_back(tmp_path):
 
 def test_matched_proposals_re_anchor_their_track(tmp_path, monkeypatch):
     """The memory (a perfect copy) holds a person still while proposals on key frames 0, 2, 4 see
-    it move 2 px a frame (IoU with the still mask: 4 px 16/24, 8 px 12/28). By default every match
-    replaces the track's mask; with correct_iou 0.5 only the match below 0.5 (frame 4) does; with
-    correct_score above the proposals' 0.9 none does."""
+    it move 2 px a frame (IoU with the still mask: 4 px 16/24, 8 px 12/28). By default (correct_iou
+    0.5) only the match below 0.5 (frame 4) replaces the track's mask; with correct_iou 1 every
+    match does, unless correct_score is above the proposals' 0.9."""
     write_video(tmp_path / "test", "walk", 5)
     at = [box(10, 10 + 2 * t, 30, 20) for t in range(5)]
     stub_proposals(monkeypatch, lambda k: [proposal(at[2 * (k % 3)])])  # each run asks for 3 key frames
-    expected = {"default": [at[t - t % 2] for t in range(5)],
-                "iou": [at[0]] * 4 + [at[4]],
+    expected = {"default": [at[0]] * 4 + [at[4]],
+                "every": [at[t - t % 2] for t in range(5)],
                 "score": [at[0]] * 5}
-    for name, options in (("default", {}), ("iou", {"correct_iou": 0.5}), ("score", {"correct_score": 0.95})):
+    for name, options in (("default", {}), ("every", {"correct_iou": 1.0, "correct_score": 0.0}),
+                          ("score", {"correct_iou": 1.0, "correct_score": 0.95})):
         out = tmp_path / name
         predict_dataset(tmp_path / "test", out, [copy_model()], None, OPTIONS, proposals=nn.Identity(),
                         discovery=DiscoveryOptions(key_every=2, **options))
