@@ -10,6 +10,7 @@ covers with IoU 0.5 or more, at two input sizes.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,10 @@ from benchmarks.bench_discovery import DAVIS, DAVIS_COMPOSITIONS, WEIGHTS
 from benchmarks.timing import median_seconds
 from vcseg.data.compose import compose_dataset
 from vcseg.errors import VcsegError
-from vcseg.infer.discovery import mask_iou
+from vcseg.infer.discovery import Proposer, mask_iou, network_proposer
 from vcseg.infer.proposals import postprocess, predict_proposals
 from vcseg.io.frames import read_frame
-from vcseg.io.layouts import find_dataset
+from vcseg.io.layouts import DatasetFiles, VideoFiles, find_dataset
 from vcseg.io.masks import read_mask
 from vcseg.model.proposal_targets import make_targets
 from vcseg.model.proposals import ProposalConfig, ProposalNetwork
@@ -89,14 +90,18 @@ def bench_predict(repeats: int) -> None:
     print(f"predict_proposals cpu fp32 480x854 frame (random weights): {1000 * seconds:8.1f} ms")
 
 
-def proposal_recall(model: torch.nn.Module, data: Path, size: int, every: int = 5, min_iou: float = 0.5) -> float:
-    """Share of (person, frame) pairs of `data` (every `every`-th frame) that a proposal covers
-    with IoU >= `min_iou` (at 0.5 or more a proposal can match one of the disjoint persons only)."""
+def proposal_recall(dataset: DatasetFiles, proposer_for: Callable[[VideoFiles], Proposer], every: int = 5,
+                    min_iou: float = 0.5) -> float:
+    """Share of (person, frame) pairs of `dataset` (every `every`-th annotated frame) that a
+    proposal of `proposer_for(video)` covers with IoU >= `min_iou` (at 0.5 or more a proposal can
+    match one of the disjoint persons only)."""
     found = present = 0
-    for video in find_dataset(data).videos:
+    for video in dataset.videos:
+        propose = proposer_for(video)
+        position = {stem: index for index, stem in enumerate(video.frames)}
         for stem in list(video.masks)[::every]:
             truth = read_mask(video.masks[stem])
-            proposals = predict_proposals(model, read_frame(video.frames[stem]), size)
+            proposals = propose(position[stem], read_frame(video.frames[stem]))
             for person in set(np.unique(truth).tolist()) - {0}:
                 present += 1
                 found += any(mask_iou(p.mask, truth == person) >= min_iou for p in proposals)
@@ -116,8 +121,9 @@ def bench_recall() -> None:
         data = Path(tmp) / "davis"
         compose_dataset([DAVIS], data, DAVIS_COMPOSITIONS, progress=False)  # the discovery benchmark's set
         for size in (160, 240):
+            recall = proposal_recall(find_dataset(data), lambda video, size=size: network_proposer(model, size))
             print(f"default weights' proposals, recall at IoU 0.5 on 12 DAVIS compositions, short side {size}: "
-                  f"{proposal_recall(model, data, size):.3f}")
+                  f"{recall:.3f}")
 
 
 def main() -> None:

@@ -20,18 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from benchmarks.bench_discovery import DAVIS, SIZE, WEIGHTS
+from benchmarks.bench_discovery import DAVIS, SIZE, WEIGHTS, write_per_frame
+from benchmarks.bench_proposals import proposal_recall
 from vcseg.data.compose import ComposeConfig, compose_dataset
-from vcseg.infer.baselines import proposals_per_frame
 from vcseg.infer.dataset import predict_dataset
-from vcseg.infer.discovery import Discovery, DiscoveryOptions, mask_iou
+from vcseg.infer.discovery import Discovery, DiscoveryOptions
 from vcseg.infer.options import PredictOptions
 from vcseg.infer.simulated import ProposalErrors, SimulatedProposer
-from vcseg.io.frames import read_frame
-from vcseg.io.layouts import DatasetFiles, find_dataset
-from vcseg.io.masks import read_mask, write_mask
+from vcseg.io.layouts import VideoFiles, find_dataset
 from vcseg.metrics.compare import paired_difference
 from vcseg.metrics.evaluate import score_dataset
 
@@ -47,41 +43,24 @@ RULES = {
 }
 
 
-def simulated_recall(dataset: DatasetFiles, errors: ProposalErrors, every: int = 5, min_iou: float = 0.5) -> float:
-    """Share of (person, frame) pairs (every `every`-th frame) a simulated proposal covers with
-    IoU >= `min_iou`: the figure the proposal benchmark gives for the network."""
-    found = present = 0
-    for video in dataset.videos:
-        propose = SimulatedProposer.for_video(video, errors)
-        for index, stem in list(enumerate(video.frames))[::every]:
-            truth = read_mask(video.masks[stem])
-            proposals = propose(index, np.zeros((*truth.shape, 3), np.uint8))
-            for person in set(np.unique(truth).tolist()) - {0}:
-                present += 1
-                found += any(mask_iou(p.mask, truth == person) >= min_iou for p in proposals)
-    return found / present if present else float("nan")
-
-
 def _evaluate(name: str, errors: ProposalErrors, data: Path, tmp: Path) -> None:
     dataset = find_dataset(data)
     frames = sum(len(video.frames) for video in dataset.videos)
-    print(f"  {name}: {errors.describe()}; recall at IoU 0.5 {simulated_recall(dataset, errors):.3f}")
+
+    def proposer_for(video: VideoFiles) -> SimulatedProposer:
+        return SimulatedProposer.for_video(video, errors)
+
+    print(f"  {name}: {errors.describe()}; recall at IoU 0.5 {proposal_recall(dataset, proposer_for):.3f}")
     trackings = {}
     for rule, discovery in RULES.items():
-        options = PredictOptions(size=SIZE, max_objects=discovery.max_live_tracks)
         started = time.perf_counter()
-        predict_dataset(data, tmp / rule, [WEIGHTS], None, options,
-                        object_sources=lambda video, discovery=discovery: Discovery(
-                            SimulatedProposer.for_video(video, errors), discovery))
+        predict_dataset(data, tmp / rule, [WEIGHTS], None, PredictOptions(size=SIZE),
+                        object_sources=lambda video, discovery=discovery: Discovery(proposer_for(video), discovery))
         seconds = time.perf_counter() - started
         trackings[rule] = score_dataset(tmp / rule, data, workers=1)
         print(f"    tracking, {rule:<26} J&F {trackings[rule].summary()['JF_mean']:.4f}  "
               f"{frames / seconds:5.2f} frames/s")
-    for video in dataset.videos:
-        masks = proposals_per_frame(SimulatedProposer.for_video(video, errors),
-                                    (read_frame(path) for path in video.frames.values()))
-        for stem, ids in zip(video.frames, masks):
-            write_mask(tmp / "per-frame" / video.name / f"{stem}.png", ids)
+    write_per_frame(dataset, proposer_for, tmp / "per-frame")
     per_frame = score_dataset(tmp / "per-frame", data, workers=1)
     print(f"    proposals per frame, greedy IoU ids    J&F {per_frame.summary()['JF_mean']:.4f}")
     for rule, tracking in trackings.items():

@@ -116,7 +116,6 @@ def predict_dataset(frames_root: str | os.PathLike[str], out: str | os.PathLike[
             return GivenMasks({i: masks[stem] for i, stem in enumerate(video.frames) if stem in masks})
     elif object_sources is None:
         discovery = discovery or DiscoveryOptions()
-        options = replace(options, max_objects=options.max_objects or discovery.max_live_tracks)
         proposal_model = _proposal_network(proposals, checkpoints)
 
     shard = parse_shard(None) if shard is None else shard
@@ -212,7 +211,10 @@ def _predict_one(video: VideoFiles, out: Path, models: list, object_source: Obje
 def _discover(models: list, video: VideoFiles, discovery: Discovery, options: PredictOptions,
               device: torch.device, dtype: torch.dtype | None, stats: VideoStats):
     """Unsupervised propagation: a fresh memory per shot, people found by `discovery`; yields
-    each frame's track ids (renumbered by `discovery.final_ids()` once the video is done)."""
+    each frame's track ids (renumbered by `discovery.final_ids()` once the video is done).
+    Unless `options.max_objects` says otherwise, the engines hold `max_live_tracks` people, the
+    most a discovery ever keeps at once, whatever the model was configured for."""
+    options = replace(options, max_objects=options.max_objects or discovery.options.max_live_tracks)
     index = 0
     for first, shot in split_shots(_frames(video), discovery.options.cut_threshold):
         for ids in propagate(models, shot, discovery.for_shot(first), options, device, dtype, stats):
