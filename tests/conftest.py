@@ -57,3 +57,25 @@ def person_masks(frames: int, height: int = 24, width: int = 32, ids: tuple[int,
             mask[top:top + 5, left:left + 5] = person
         masks.append(mask)
     return masks
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path: Path) -> Path:
+    """A folder nothing can be written into: read-only for a normal user; as root (who writes
+    through permission bits, as CI does) a sysfs folder, which refuses root too."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o500)
+        yield folder
+        folder.chmod(0o700)
+        return
+    for candidate in (Path("/sys/kernel"), Path("/sys"), Path("/proc")):
+        try:
+            fd = os.open(candidate / ".vcseg-probe", os.O_CREAT | os.O_WRONLY, 0o600)
+        except OSError:
+            yield candidate
+            return
+        os.close(fd)
+        os.unlink(candidate / ".vcseg-probe")
+    pytest.skip("no folder here refuses writes to root")

@@ -21,8 +21,29 @@ def test_demo_runs_every_stage(tmp_path):
     text = console.export_text()
     for step in ("vcseg synth", "vcseg ingest", "baseline", "vcseg pack"):
         assert step in text
-    # a second run replaces the previous demo output
-    run_demo(out, Console(file=open("/dev/null", "w")), config, workers=1, weights=None)
+    # a second run replaces what the first wrote, and only that
+    user_files = {out / "notes.txt": "top", out / "data" / "notes.txt": "in the data",
+                  out / "data" / "JPEGImages" / "synth0000" / "notes.txt": "inside a video"}
+    for path, text in user_files.items():
+        path.write_text(text)
+    again = run_demo(out, Console(file=open("/dev/null", "w")), config, workers=1, weights=None)
+    assert again["baseline"] == figures["baseline"]
+    assert all(path.read_text() == text for path, text in user_files.items())
+    assert len(list((out / "pred-baseline").rglob("*.png"))) == 10
+    # a file of the user's among the predictions stops the demo before any work, in one line
+    mine = out / "pred-baseline" / "synth0000" / "mine.png"
+    mine.write_text("keep me")
+    with pytest.raises(VcsegError, match="not written by the demo") as refused:
+        run_demo(out, Console(file=open("/dev/null", "w")), config, workers=1, weights=None)
+    assert str(mine) in str(refused.value) and "\n" not in str(refused.value)
+    assert mine.read_text() == "keep me"
+
+
+def test_demo_into_an_unwritable_folder_is_one_line(unwritable_dir):
+    with pytest.raises(VcsegError, match="choose another --out") as refused:
+        run_demo(unwritable_dir / "demo", Console(file=open("/dev/null", "w")), DemoConfig(videos=1, frames=2),
+                 weights=None)
+    assert str(unwritable_dir / "demo") in str(refused.value) and "\n" not in str(refused.value)
 
 
 def test_demo_refuses_a_foreign_folder(tmp_path):

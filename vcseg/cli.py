@@ -20,13 +20,20 @@ console = Console(stderr=False, highlight=False)
 
 
 class _Group(click.Group):
-    """Turns VcsegError into click's one-line error instead of a traceback."""
+    """Turns VcsegError, and a file system refusal nothing checked earlier, into click's one-line
+    error (exit 1) instead of a traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except VcsegError as error:
             raise click.ClickException(str(error)) from None
+        except OSError as error:
+            if error.filename is None:
+                raise
+            reason = (error.strerror or str(error)).lower()
+            raise click.ClickException(f"{error.filename}: {reason}; check the path and its permissions, "
+                                       "or choose another") from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,11 +72,12 @@ def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
 @click.option("--resolution", help="Resolution folder to use under JPEGImages/ (e.g. 480p).")
 @click.option("--rgb-masks", is_flag=True, help="Map each colour of RGB masks to an id.")
 @click.option("--index", "index_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the index JSON [default: DATA_ROOT/vcseg_index.json].")
+              help="Where to write the index JSON [default: ./<DATA_ROOT's name>.vcseg_index.json; "
+                   "nothing is written into the dataset unless PATH points there].")
 @click.option("--val-fraction", type=float, default=0.0, show_default=True,
               help="Fraction of videos put in the validation split.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
-@click.option("--strict", is_flag=True, help="Exit non-zero on warnings too.")
+@click.option("--strict", is_flag=True, help="Exit non-zero on warnings too (and write nothing).")
 @click.option("--quick", is_flag=True, help="Read frame headers only instead of decoding every frame.")
 @click.option("--workers", type=int, default=None, help="Processes [default: all cores].")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -85,13 +93,15 @@ def ingest(data_root: Path, layout: str | None, masks_root: Path | None, resolut
     (DAVIS; with meta.json: YouTube-VOS), DATA_ROOT/<video>/*.jpg with the PNGs beside them, or with
     the PNGs under --masks. A frames-only test set is valid input.
     """
+    from vcseg.data.ingest import default_index_path, render_ingest
     from vcseg.data.ingest import ingest as run_ingest
-    from vcseg.data.ingest import render_ingest
     from vcseg.io.atomic import write_json_atomic
+    from vcseg.io.outputs import check_writable_dir, check_writable_file
 
-    index_path = index_path or data_root / "vcseg_index.json"
-    if not os.access(index_path.parent if index_path.parent.exists() else Path.cwd(), os.W_OK):
-        raise VcsegError(f"{index_path.parent}: not writable; choose where the index goes with --index PATH")
+    index_path = index_path or default_index_path(data_root)
+    check_writable_file(index_path, "--index PATH")
+    if cache_dir is not None:
+        check_writable_dir(cache_dir, "--cache DIR")
     with _progress("checking videos") as advance:
         result = run_ingest(data_root, layout=layout, masks_root=masks_root, resolution=resolution,
                             rgb_masks=rgb_masks, val_fraction=val_fraction, seed=seed,
@@ -101,6 +111,8 @@ def ingest(data_root: Path, layout: str | None, masks_root: Path | None, resolut
     if result.errors:
         raise click.ClickException(f"{len(result.errors)} error(s) in {data_root}; fix them and run "
                                    "ingest again (no index written)")
+    if strict and result.warnings:
+        raise click.ClickException(f"{len(result.warnings)} warning(s) and --strict (no index written)")
     write_json_atomic(index_path, result.index)
     console.print(f"index written to {index_path}")
     if cache_dir is not None:
@@ -109,8 +121,6 @@ def ingest(data_root: Path, layout: str | None, masks_root: Path | None, resolut
         summary = build_cache(result.dataset, cache_dir, short_side, progress=console.is_terminal)
         console.print(f"frame cache at {cache_dir} (short side {short_side}): {len(summary.built)} "
                       f"video(s) built, {len(summary.reused)} up to date")
-    if strict and result.warnings:
-        raise click.ClickException(f"{len(result.warnings)} warning(s) and --strict")
 
 
 # ---- synth --------------------------------------------------------------------------------------
@@ -126,7 +136,8 @@ def ingest(data_root: Path, layout: str | None, masks_root: Path | None, resolut
 @click.option("--preset", type=click.Choice(["default", "crowd"]), default="default", show_default=True,
               help="crowd: 9-12 people in every third video (beyond the 8-instance cap).")
 @click.option("--backgrounds", type=_existing_dir, help="Folder of images to use as backgrounds.")
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it holds a previous synth output.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace what a previous synth wrote in OUT (as its synth_meta.json lists); other files stay.")
 def synth(out: Path, videos: int, frames: int, size: str, people: str, seed: int, frames_only: bool,
           preset: str, backgrounds: Path | None, overwrite: bool) -> None:
     """Generate person videos with instance masks in the competition layout at OUT.
@@ -179,6 +190,13 @@ def score(pred_root: Path, gt_root: Path, protocol: str, match: str, json_path: 
 
     if per_frame and json_path is None:
         raise click.UsageError("--per-frame adds per-frame lists to the JSON; give --json PATH too")
+
+    from vcseg.io.outputs import check_writable_file
+
+    # checked before scoring, not after: a refused write would otherwise throw the whole run away
+    for path, option in ((json_path, "--json"), (csv_path, "--csv")):
+        if path is not None:
+            check_writable_file(path, option)
 
     from vcseg.metrics import render_table, score_dataset, write_csv, write_json
 
@@ -282,6 +300,10 @@ def pack_command(pred_dir: Path | None, frames_root: Path, out: Path | None, che
 
 # ---- train --------------------------------------------------------------------------------------
 
+EXIT_INTERRUPTED = 130  # stopped by Ctrl-C (128 + SIGINT, as a shell reports it); checkpoint written
+EXIT_STOPPED = 3  # stopped by --stop-after before train.steps; checkpoint written
+
+
 @main.command("train")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML config (configs/*.toml); not needed with --resume.")
@@ -294,26 +316,34 @@ def pack_command(pred_dir: Path | None, frames_root: Path, out: Path | None, che
                    "config's train.task, memory].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--stop-after", type=click.IntRange(min=1), default=None,
-              help="Stop (with a checkpoint) once this many steps are done, as a time box; --resume goes on.")
+              help="Stop (with a checkpoint) once this many steps are done, as a time box; --resume goes on. "
+                   "Exits 3 when that is before train.steps.")
 def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str, ...], task: str | None,
                   resume: bool, stop_after: int | None) -> None:
     """Train the memory network or the proposal network (the same under torchrun --nproc_per_node=G).
 
-    Ctrl-C writes a checkpoint at the end of the current step; --resume continues from it.
+    Ctrl-C writes a checkpoint at the end of the current step and exits 130; --resume continues
+    from it, and `--resume --set train.steps=N` extends a run. Exit 0 means the run reached
+    train.steps, so `vcseg train ... && vcseg predict ...` never goes on with a half-trained model.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from vcseg.config import load_config
+    from vcseg.io.outputs import check_writable_dir
     from vcseg.train.loop import resolve_run_config, train
 
-    if resume and (config_path or overrides or task):
-        raise click.UsageError("--resume continues with the run's saved config; drop --config, --set and --task")
+    if resume and (config_path or task):
+        raise click.UsageError("--resume continues with the run's saved config; drop --config and --task "
+                               "(--set takes train.steps and the other settings that do not change the run)")
+    is_master = int(os.environ.get("RANK", "0")) == 0
+    if is_master:
+        check_writable_dir(run_dir, "--out")
+    resume_overrides = overrides if resume else ()
     overrides = (*overrides, f"train.task={task}") if task else overrides
     config = None if resume else load_config(config_path, list(overrides))
     if not resume and config_path is None:
         raise click.UsageError("a new run needs --config CONFIG.toml (see configs/)")
-    is_master = int(os.environ.get("RANK", "0")) == 0
-    config = resolve_run_config(run_dir, config, resume)
+    config = resolve_run_config(run_dir, config, resume, resume_overrides)
     validate = None
     if config.train.val_every and config.train.task == "memory" and is_master:
         from vcseg.validation import validator_from_config
@@ -330,14 +360,20 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
                        skip=result.max_skip, speed=f"{samples_per_s:.1f}")
 
         bar.update(bar_task, total=config.train.steps)
-        summary = train(config, run_dir, resume=resume, stop_after=stop_after, on_step=on_step, validate=validate)
+        summary = train(config, run_dir, resume=resume, resume_overrides=resume_overrides, stop_after=stop_after,
+                        on_step=on_step, validate=validate)
     if is_master:
         last = summary.history[-1] if summary.history else None
-        state = "interrupted" if summary.interrupted else "finished"
-        console.print(f"{state} at step {summary.steps_done}"
-                      + (f", loss {last.loss:.4f}" if last else "") + f"; checkpoint {summary.last_checkpoint}")
+        state = {"interrupt": "interrupted", "stop_after": "stopped"}.get(summary.stopped_by, "finished")
+        why = " (--stop-after)" if summary.stopped_by == "stop_after" else ""
+        console.print(f"{state} at step {summary.steps_done} of {summary.total_steps}{why}"
+                      + (f", loss {last.loss:.4f}" if last else "") + f"; checkpoint {summary.last_checkpoint}",
+                      soft_wrap=True)
         if summary.interrupted:
-            console.print(f"continue with: vcseg train --out {run_dir} --resume")
+            console.print(f"the run is not finished; continue with: vcseg train --out {run_dir} --resume",
+                          soft_wrap=True)
+    if summary.interrupted:  # every rank: torchrun reports the run as not done
+        click.get_current_context().exit(EXIT_INTERRUPTED if summary.stopped_by == "interrupt" else EXIT_STOPPED)
 
 
 # ---- predict ------------------------------------------------------------------------------------
@@ -385,32 +421,53 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
                    "(see the README).")
 @click.option("--correct-score", type=click.FloatRange(0.0, 1.0), default=0.8, show_default=True,
               help="Without --first-masks: the least proposal score that may replace a track's mask.")
+@click.option("--resume", type=click.Choice(["auto", "never"]), default="auto", show_default=True,
+              help="auto: keep a video predicted earlier into OUT only if it was made with the same checkpoints, "
+                   "options, frames and first masks and its PNGs are intact (others are redone, saying why); "
+                   "never: predict every video again.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace PNGs in OUT/<video>/ that vcseg predict did not write (e.g. another tool's masks); "
+                   "without it they stop the run. Other files are never touched.")
 def predict_command(frames_root: Path, out: Path, first_masks_root: Path | None, checkpoints: tuple[Path, ...],
                     size: int, mem_every: int, mem_size: int, top_k: int | None, scales: str, flip: bool,
                     precision: str, device: str, shard: str | None, proposals: Path | None, key_every: int,
-                    proposal_size: int, max_instances: int, correct_iou: float, correct_score: float) -> None:
+                    proposal_size: int, max_instances: int, correct_iou: float, correct_score: float,
+                    resume: str, overwrite: bool) -> None:
     """Segment every person of every video: propagate given masks (--first-masks, semi-supervised),
     or find the people with the proposal network on key frames and track them (at most 8 ids).
 
-    Resumable: complete videos are skipped, a half-done one is redone.
+    OUT is predict's own: one run at a time, files it did not write are left alone, and a rerun
+    keeps exactly the videos that would come out the same (--resume).
     """
-    from vcseg.infer.dataset import predict_dataset
-    from vcseg.infer.discovery import DiscoveryOptions
-    from vcseg.infer.options import PredictOptions, parse_scales, parse_shard
-    from vcseg.infer.progress import RichPredictProgress
+    from vcseg.infer.output import PredictOutput, check_not_inside_inputs, parse_shard
+    from vcseg.io.outputs import check_writable_dir
 
-    options = PredictOptions(size=size, mem_every=mem_every, mem_size=mem_size, top_k=top_k,
-                             scales=parse_scales(scales), flip=flip, precision=precision, device=device)
-    with RichPredictProgress(console) as progress:
-        summary = predict_dataset(frames_root, out, list(checkpoints), first_masks_root, options,
-                                  shard=parse_shard(shard), progress=progress, proposals=proposals,
-                                  discovery=DiscoveryOptions(key_every=key_every, proposal_size=proposal_size,
-                                                             max_instances=max_instances, correct_iou=correct_iou,
-                                                             correct_score=correct_score))
+    # Before the heavy imports, so that a second run on the same OUT is turned away at once.
+    check_not_inside_inputs(out, {"--video-dir": frames_root, "--first-masks": first_masks_root})
+    check_writable_dir(out, "--out")
+    shard_of = parse_shard(shard)
+    with PredictOutput(out, shard_of).locked():
+        from vcseg.infer.dataset import predict_dataset
+        from vcseg.infer.discovery import DiscoveryOptions
+        from vcseg.infer.options import PredictOptions, parse_scales
+        from vcseg.infer.progress import RichPredictProgress
+
+        options = PredictOptions(size=size, mem_every=mem_every, mem_size=mem_size, top_k=top_k,
+                                 scales=parse_scales(scales), flip=flip, precision=precision, device=device)
+        with RichPredictProgress(console) as progress:
+            summary = predict_dataset(frames_root, out, list(checkpoints), first_masks_root, options,
+                                      shard=shard_of, progress=progress, proposals=proposals,
+                                      discovery=DiscoveryOptions(key_every=key_every, proposal_size=proposal_size,
+                                                                 max_instances=max_instances,
+                                                                 correct_iou=correct_iou,
+                                                                 correct_score=correct_score),
+                                      resume=resume, overwrite=overwrite,
+                                      notify=lambda message: console.print(message, soft_wrap=True, markup=False))
     index, count = summary.shard
     where = f" (shard {index}/{count})" if count > 1 else ""
     speed = f", {summary.frames / summary.seconds:.1f} frames/s" if summary.frames and summary.seconds else ""
-    console.print(f"predicted {len(summary.predicted)} video(s), {summary.frames} frames{speed}; "
+    redone = f" ({len(summary.redone)} of them redone)" if summary.redone else ""
+    console.print(f"predicted {len(summary.predicted)} video(s){redone}, {summary.frames} frames{speed}; "
                   f"{len(summary.skipped)} already complete{where}; masks in {summary.out}", soft_wrap=True)
     console.print(f"log: {summary.log_path}", soft_wrap=True)
 
@@ -428,8 +485,10 @@ def predict_command(frames_root: Path, out: Path, first_masks_root: Path | None,
               help="How weights are stored: fp16 halves the size; int8 (per-channel scales) quarters it.")
 def export_command(memory: Path | None, proposals: Path | None, out: Path, precision: str) -> None:
     """Write one inference checkpoint (no training state) holding the memory and/or proposal network."""
+    from vcseg.io.outputs import check_writable_file
     from vcseg.train.checkpoint import export_weights
 
+    check_writable_file(out, "--out")  # before reading and converting the checkpoints
     path = export_weights(out, memory=memory, proposals=proposals, precision=precision)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 

@@ -2,12 +2,18 @@
 
 synth -> ingest -> baseline -> predict (default weights, from first masks) -> score -> find the
 people in a frames-only test set -> pack, each step through the library functions the CLI calls.
+
+The demo only ever replaces what an earlier demo wrote: demo.json records the files it wrote at
+the top of OUT and in each prediction folder, and a rerun removes exactly those (the synthesized
+data follow synth's own rule, through synth_meta.json). A file of the user's elsewhere in OUT
+stays; one in a prediction folder, where it would mix with the predictions, stops the demo before
+any work, with one line naming it.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vcseg.data.ingest import ingest, render_ingest
+from vcseg.data.staging import checked_relative, remove_written
 from vcseg.data.synth import SynthConfig, synthesize
 from vcseg.errors import VcsegError
 from vcseg.io.atomic import write_json_atomic
@@ -23,11 +30,15 @@ from vcseg.metrics.evaluate import score_dataset
 from vcseg.metrics.report import render_table, write_json
 from vcseg.infer.dataset import predict_dataset
 from vcseg.infer.options import PredictOptions
+from vcseg.io.outputs import check_writable_dir, remove_orphan_temporaries
 from vcseg.pack import write_submission
 from vcseg.train.checkpoint import load_checkpoint
 
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default.pt"
+RECORD = "demo.json"
+TOP_FILES = (RECORD, "submission.zip", "score.json")  # recorded under the key "."
+PREDICTION_FOLDERS = ("pred-baseline", "pred-semi", "pred-test")
 
 
 @dataclass(frozen=True)
@@ -47,7 +58,7 @@ class DemoConfig:
 
 def run_demo(out: str | os.PathLike[str], console: Console, config: DemoConfig = DemoConfig(),
              workers: int | None = None, weights: str | os.PathLike[str] | None = DEFAULT_WEIGHTS) -> dict:
-    """Run every stage into `out` (replacing a previous demo there) and return the figures.
+    """Run every stage into `out` (replacing what a previous demo wrote there) and return the figures.
 
     With `weights` (default: weights/default.pt when it exists) the memory network predicts the
     validation videos from their first masks and is scored against the copy-forward baseline; if
@@ -55,8 +66,8 @@ def run_demo(out: str | os.PathLike[str], console: Console, config: DemoConfig =
     and that is what gets packed. Without weights, the baseline's predictions are packed.
     """
     out = Path(out)
-    if out.exists() and not (out / "demo.json").exists() and any(out.iterdir()):
-        raise VcsegError(f"{out}: not empty and not a previous demo output; choose another folder")
+    record = _check_out(out)
+    remove_orphan_temporaries(out)
     weights = Path(weights) if weights is not None and Path(weights).is_file() else None
     data, test = out / "data", out / "test"
     timings: dict[str, float] = {}
@@ -84,8 +95,9 @@ def run_demo(out: str | os.PathLike[str], console: Console, config: DemoConfig =
     done("ingest")
 
     step("baseline", "3. baseline: the first frame's mask copied to every frame")
-    baseline = _fresh(out / "pred-baseline")
+    baseline = _fresh(out, "pred-baseline", record)
     copy_first_mask_forward(ingested.dataset, baseline)
+    _record_folder(out, "pred-baseline", record)
     baseline_report = score_dataset(baseline, data, protocol="tianchi", workers=workers)
     render_table(baseline_report, console)
     figures["baseline"] = _summary(baseline_report)
@@ -97,12 +109,14 @@ def run_demo(out: str | os.PathLike[str], console: Console, config: DemoConfig =
         console.print("[yellow]no weights/default.pt: skipping the model steps (make weights trains it)[/yellow]")
     else:
         step("predict", f"4. vcseg predict --video-dir {data} --first-masks {data} --size {config.predict_size}")
-        semi = _fresh(out / "pred-semi")
+        semi = _fresh(out, "pred-semi", record)
         options = PredictOptions(size=config.predict_size)
         predict_dataset(data, semi, [weights], data, options)
+        _record_folder(out, "pred-semi", record)
         semi_report = score_dataset(semi, data, protocol="tianchi", workers=workers)
         render_table(semi_report, console)
         write_json(semi_report, out / "score.json")
+        _record_file("score.json", record)
         figures["memory_network"] = _summary(semi_report)
         done("predict")
         packed = semi
@@ -113,8 +127,9 @@ def run_demo(out: str | os.PathLike[str], console: Console, config: DemoConfig =
         synthesize(test, SynthConfig(videos=config.test_videos, frames=config.frames, height=config.height,
                                      width=config.width, people_min=2, people_max=10, seed=config.seed + 1,
                                      frames_only=True), overwrite=True)
-        packed = _fresh(out / "pred-test")
+        packed = _fresh(out, "pred-test", record)
         predict_dataset(test, packed, [weights], None, PredictOptions(size=config.predict_size))
+        _record_folder(out, "pred-test", record)
         done("discover")
         frames_root = test
     else:
@@ -123,13 +138,15 @@ def run_demo(out: str | os.PathLike[str], console: Console, config: DemoConfig =
     zip_path = out / "submission.zip"
     step("pack", f"6. vcseg pack {packed} --frames {frames_root} --out {zip_path}")
     summary = write_submission(packed, frames_root, zip_path)
+    _record_file(zip_path.name, record)
     console.print(f"wrote {summary.path}: {summary.videos} videos, {summary.frames} frames, "
                   f"{summary.zip_bytes / 1e6:.1f} MB, at most {summary.max_ids} ids per video")
     done("pack")
 
     figures.update({"seconds": {k: round(v, 2) for k, v in timings.items()}, "zip": str(zip_path),
                     "weights": str(weights) if weights else None})
-    write_json_atomic(out / "demo.json", figures)
+    _record_file(RECORD, record)
+    write_json_atomic(out / RECORD, {**figures, "written": record})
     console.rule("[bold]done")
     for name in ("baseline", "memory_network"):
         if name in figures:
@@ -140,10 +157,56 @@ def run_demo(out: str | os.PathLike[str], console: Console, config: DemoConfig =
     return figures
 
 
-def _fresh(path: Path) -> Path:
-    if path.exists():
-        shutil.rmtree(path)
-    return path
+def _check_out(out: Path) -> dict[str, list[str]]:
+    """Refuse (one line, before any work) an `out` holding files the demo would replace but did
+    not write; return the record of what earlier demos wrote there."""
+    if out.exists() and not out.is_dir():
+        raise VcsegError(f"{out}: exists and is not a folder; choose another --out")
+    check_writable_dir(out, "--out")
+    if not out.is_dir() or not any(out.iterdir()):
+        return {}
+    if not (out / RECORD).is_file():
+        raise VcsegError(f"{out}: not empty and not a previous demo output; choose another folder")
+    try:
+        record = json.loads((out / RECORD).read_text()).get("written")
+    except (OSError, ValueError, AttributeError):
+        record = None
+    if not isinstance(record, dict):  # an older demo, which did not record what it wrote
+        raise VcsegError(f"{out / RECORD}: does not list the files the demo wrote; remove {out} by hand "
+                         "or choose another --out")
+    ours = set(record.get(".", []))
+    for name in TOP_FILES:
+        if (out / name).exists() and name not in ours:
+            raise VcsegError(f"{out / name}: not written by the demo, which would replace it; move it away "
+                             "or choose another --out")
+    for name in PREDICTION_FOLDERS:
+        ours = set(record.get(name, []))
+        foreign = [rel for rel in _files_under(out / name) if rel not in ours]
+        if foreign:
+            raise VcsegError(f"{out / name / foreign[0]}: not written by the demo, in a folder of its "
+                             "predictions; move it away or choose another --out")
+    return record
+
+
+def _files_under(folder: Path) -> list[str]:
+    """Every file below `folder`, relative to it (none when it does not exist)."""
+    if not folder.is_dir():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def _fresh(out: Path, name: str, record: dict[str, list[str]]) -> Path:
+    """`out/name` emptied of what an earlier demo wrote there (and removed when that empties it)."""
+    remove_written(out, [checked_relative(f"{name}/{rel}", out / RECORD) for rel in record.pop(name, [])])
+    return out / name
+
+
+def _record_folder(out: Path, name: str, record: dict[str, list[str]]) -> None:
+    record[name] = _files_under(out / name)
+
+
+def _record_file(name: str, record: dict[str, list[str]]) -> None:
+    record["."] = sorted(set(record.get(".", [])) | {name})
 
 
 def _summary(report) -> dict[str, float]:

@@ -191,3 +191,25 @@ def test_errors_name_the_file(dataset, tmp_path):
     with pytest.raises(VcsegError, match="00001.png"):
         build_cache(dataset, tmp_path / "cache", SHORT, progress=False)
     assert "binary" not in FrameCache(tmp_path / "cache", SHORT)
+
+
+def test_a_rebuild_refuses_a_video_folder_holding_files_the_cache_did_not_write(dataset, tmp_path):
+    build_cache(dataset, tmp_path / "cache", SHORT, progress=False)
+    root = cache_root(tmp_path / "cache", SHORT)
+    mine = root / "binary" / "notes.txt"
+    mine.write_text("keep me")
+    not_a_build = root / ".notes.tmp"  # hidden, ends like a build's temporary folder, names no pid
+    not_a_build.mkdir()
+    assert build_cache(dataset, tmp_path / "cache", SHORT, progress=False).built == ()  # nothing to swap
+
+    frame_path = dataset.video("binary").frames["00001"]
+    stat = frame_path.stat()
+    os.utime(frame_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    frames_before = (root / "binary" / "frames.npy").read_bytes()
+    with pytest.raises(VcsegError, match="notes.txt, which the frame cache did not write") as refused:
+        build_cache(find_dataset(dataset.root), tmp_path / "cache", SHORT, progress=False)
+    assert str(root / "binary") in str(refused.value) and "\n" not in str(refused.value)
+    assert mine.read_text() == "keep me" and not_a_build.is_dir()
+    assert (root / "binary" / "frames.npy").read_bytes() == frames_before
+    mine.unlink()
+    assert build_cache(find_dataset(dataset.root), tmp_path / "cache", SHORT, progress=False).built == ("binary",)

@@ -239,3 +239,55 @@ def test_exclude_keeps_a_held_out_video_out_of_every_composite(davis_tiny, tmp_p
     assert used == {"tennis"}
     with pytest.raises(VcsegError, match="--exclude tenis: no such video"):
         compose_dataset([two], tmp_path / "typo", ComposeConfig(exclude=("tenis",)), progress=False)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_overwrite_replaces_only_what_compose_wrote(davis_tiny, tmp_path):
+    out = tmp_path / "out"
+    compose_dataset([davis_tiny], out, ComposeConfig(videos=2, people=(2, 2), seed=3), progress=False)
+    user_files = {out / "notes.txt": "top", out / "JPEGImages" / "notes.txt": "beside the videos",
+                  out / "JPEGImages" / "cp001-tennis" / "notes.txt": "inside a video",
+                  out / "Annotations" / "cp001-tennis" / "00009.png": "not a compose mask"}
+    for path, text in user_files.items():
+        path.write_text(text)
+    compose_dataset([davis_tiny], out, ComposeConfig(videos=1, people=(2, 2), seed=3, overwrite=True),
+                    progress=False)
+    assert sorted(p.name for p in (out / "JPEGImages" / "cp001-tennis").iterdir()) == ["notes.txt"]
+    assert [v.name for v in find_dataset(out).videos][:1] == ["cp000-tennis"]
+    compose_dataset([davis_tiny], out, ComposeConfig(videos=2, people=(2, 2), seed=3, overwrite=True),
+                    progress=False)
+    compose_dataset([davis_tiny], tmp_path / "fresh", ComposeConfig(videos=2, people=(2, 2), seed=3),
+                    progress=False)
+    ours = {rel: data for rel, data in _tree(out).items() if Path(rel) not in
+            {p.relative_to(out) for p in user_files}}
+    assert ours == _tree(tmp_path / "fresh")
+    assert all(path.read_text() == text for path, text in user_files.items())
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_overwrite_refuses_a_foreign_folder_or_file(davis_tiny, tmp_path, unwritable_dir):
+    runner = CliRunner()
+    foreign = tmp_path / "foreign"
+    (foreign / "JPEGImages").mkdir(parents=True)
+    (foreign / "JPEGImages" / "mine.jpg").write_text("keep me")
+    refused = runner.invoke(main, ["compose", str(davis_tiny), "--out", str(foreign), "--overwrite"])
+    assert refused.exit_code == 1 and "no compose_meta.json" in refused.output
+    assert (foreign / "JPEGImages" / "mine.jpg").read_text() == "keep me"
+
+    out = tmp_path / "out"
+    compose_dataset([davis_tiny], out, ComposeConfig(videos=1, people=(2, 2), seed=3), progress=False)
+    mine = out / "JPEGImages" / "cp001-tennis" / "00000.jpg"  # where a 2-video compose would write
+    mine.parent.mkdir()
+    mine.write_text("keep me")
+    before = _tree(out)
+    refused = runner.invoke(main, ["compose", str(davis_tiny), "--out", str(out), "--videos", "2",
+                                   "--overwrite"])
+    assert refused.exit_code == 1 and "not written by an earlier run" in refused.output
+    assert _tree(out) == before
+
+    unwritable = runner.invoke(main, ["compose", str(davis_tiny), "--out", str(unwritable_dir / "c")])
+    assert unwritable.exit_code == 1 and len(unwritable.output.strip().splitlines()) == 1
+    assert str(unwritable_dir / "c") in unwritable.output and "Traceback" not in unwritable.output

@@ -89,26 +89,72 @@ def test_ids_and_frames_per_person(tmp_path):
     assert entry["persons"]["3"] == {"frames": ["00000", "00001", "00003"], "mean_area": 25.0}
 
 
-def test_cli_exit_codes_and_index(tmp_path):
+def _listing(root) -> dict[str, tuple[int, int]]:
+    """Every path under `root` with its size and mtime: what "unchanged" means for a dataset."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+def test_cli_exit_codes_and_index(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     make_video(tmp_path / "ok", "v", person_masks(3), stems=["00001", "00002", "00004"])
     runner = CliRunner()
     out = runner.invoke(main, ["ingest", str(tmp_path / "ok"), "--val-fraction", "0", "--workers", "1"])
     assert out.exit_code == 0, out.output
-    index = json.loads((tmp_path / "ok" / "vcseg_index.json").read_text())
+    index = json.loads((tmp_path / "ok.vcseg_index.json").read_text())
     assert index["layout"] == "davis" and index["videos"]["v"]["frames"] == ["00001", "00002", "00004"]
-    strict = runner.invoke(main, ["ingest", str(tmp_path / "ok"), "--strict", "--workers", "1"])
-    assert strict.exit_code == 1 and "--strict" in strict.output
 
     make_video(tmp_path / "bad", "v", person_masks(2))
     (tmp_path / "bad" / "Annotations" / "v" / "00000.png").unlink()
     bad = runner.invoke(main, ["ingest", str(tmp_path / "bad"), "--workers", "1"])
     assert bad.exit_code == 1
     assert "00000.jpg: frame has no mask" in bad.output and "no index written" in bad.output
-    assert not (tmp_path / "bad" / "vcseg_index.json").exists()
+    assert not (tmp_path / "bad.vcseg_index.json").exists()
     assert "Traceback" not in bad.output
 
 
-def test_cli_builds_the_frame_cache(tmp_path):
+def test_cli_writes_nothing_into_the_dataset(tmp_path, monkeypatch):
+    data = tmp_path / "shared" / "people"
+    make_video(data, "v", person_masks(3))
+    before = _listing(tmp_path / "shared")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = CliRunner().invoke(main, ["ingest", str(data), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert _listing(tmp_path / "shared") == before
+    assert [p.name for p in work.iterdir()] == ["people.vcseg_index.json"]
+    assert "index written to people.vcseg_index.json" in result.output
+    assert json.loads((work / "people.vcseg_index.json").read_text())["videos"]["v"]["ids"] == [1, 2]
+    # --index still goes where it is told, into the dataset too if asked
+    asked = CliRunner().invoke(main, ["ingest", str(data), "--workers", "1", "--index", str(data / "i.json")])
+    assert asked.exit_code == 0, asked.output
+    assert (data / "i.json").is_file()
+
+
+def test_cli_strict_with_warnings_writes_neither_index_nor_cache(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_video(tmp_path / "gaps", "v", person_masks(3), stems=["00001", "00002", "00004"])  # a numbering gap
+    result = CliRunner().invoke(main, ["ingest", str(tmp_path / "gaps"), "--strict", "--workers", "1",
+                                       "--cache", str(tmp_path / "cache"), "--short-side", "12"])
+    assert result.exit_code == 1 and "--strict (no index written)" in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gaps"]
+
+
+def test_cli_unwritable_index_or_cache_is_one_line(tmp_path, monkeypatch, unwritable_dir):
+    monkeypatch.chdir(tmp_path)
+    make_video(tmp_path / "ok", "v", person_masks(2))
+    runner = CliRunner()
+    for option, path in (("--index", unwritable_dir / "index.json"), ("--cache", unwritable_dir / "cache")):
+        result = runner.invoke(main, ["ingest", str(tmp_path / "ok"), "--workers", "1", option, str(path)])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1 and str(path) in result.output
+        assert option in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok"]
+
+
+def test_cli_builds_the_frame_cache(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     make_video(tmp_path / "data", "v", person_masks(3, height=48, width=64))
     runner = CliRunner()
     args = ["ingest", str(tmp_path / "data"), "--workers", "1", "--cache", str(tmp_path / "cache"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,61 @@ def test_cli_synth_writes_and_reports_errors(tmp_path):
     assert len(crowd["people"]) >= 9
     bad = runner.invoke(main, ["synth", str(tmp_path / "x"), "--size", "480"])
     assert bad.exit_code == 1 and "HEIGHTxWIDTH" in bad.output
+
+
+def _synth_files(root: Path) -> dict[str, bytes]:
+    """The files of a synth output, without the user's."""
+    return {rel: data for rel, data in _files(root).items() if "notes" not in rel}
+
+
+def test_overwrite_replaces_only_what_synth_wrote(tmp_path):
+    out = tmp_path / "out"
+    synthesize(out, SMALL)
+    user_files = {out / "notes.txt": "top", out / "JPEGImages" / "synth0001" / "notes.txt": "inside a video",
+                  out / "Annotations" / "notes.txt": "beside the videos"}
+    for path, text in user_files.items():
+        path.write_text(text)
+    synthesize(out, dataclasses.replace(SMALL, videos=1, frames=2), overwrite=True)
+    # the previous synth0001 frames are gone, the folder stays for the user's file
+    assert sorted(p.name for p in (out / "JPEGImages" / "synth0001").iterdir()) == ["notes.txt"]
+    assert not (out / "Annotations" / "synth0001").exists()
+    assert sorted(p.name for p in (out / "JPEGImages" / "synth0000").iterdir()) == ["00000.jpg", "00001.jpg"]
+    synthesize(out, SMALL, overwrite=True)
+    synthesize(tmp_path / "fresh", SMALL)
+    assert _synth_files(out) == _files(tmp_path / "fresh")
+    assert all(path.read_text() == text for path, text in user_files.items())
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_overwrite_refuses_a_file_synth_did_not_write_where_it_would_write(tmp_path):
+    out = tmp_path / "out"
+    synthesize(out, dataclasses.replace(SMALL, videos=1))
+    mine = out / "JPEGImages" / "synth0001" / "00000.jpg"
+    mine.parent.mkdir()
+    mine.write_bytes(b"my own frame")
+    before = _files(out)
+    with pytest.raises(VcsegError, match="not written by an earlier run"):
+        synthesize(out, SMALL, overwrite=True)
+    assert _files(out) == before
+
+
+def test_orphan_staging_of_a_killed_run_is_removed_and_a_live_one_kept(tmp_path):
+    import subprocess
+
+    child = subprocess.Popen(["true"])
+    child.wait()
+    orphan = tmp_path / f".out.abcd1234.{child.pid}.partial"
+    live = tmp_path / f".out.efgh5678.{os.getppid()}.partial"
+    foreign = tmp_path / ".out.notes.partial"
+    for folder in (orphan, live, foreign):
+        (folder / "JPEGImages").mkdir(parents=True)
+    synthesize(tmp_path / "out", dataclasses.replace(SMALL, videos=1, frames=1))
+    assert not orphan.exists() and live.is_dir() and foreign.is_dir()
+
+
+def test_cli_synth_into_an_unwritable_folder_is_one_line(unwritable_dir):
+    result = CliRunner().invoke(main, ["synth", str(unwritable_dir / "synth"), "--videos", "1", "--frames", "1",
+                                       "--size", "64x96"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert str(unwritable_dir / "synth") in result.output and "choose another OUT" in result.output

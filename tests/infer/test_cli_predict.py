@@ -30,7 +30,15 @@ def test_predict_writes_one_png_per_frame(tmp_path, checkpoint):
     again = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),
                                       "--first-masks", str(data / "first"), "--checkpoint", str(checkpoint),
                                       "--size", "32"])
-    assert again.exit_code == 0 and "predicted 0 video(s), 0 frames; 2 already complete" in again.output
+    # other options make other masks: nothing is kept, and the reason is said
+    assert again.exit_code == 0, again.output
+    assert "a: predicting again (run.options.scales [1.0, 1.5] -> [1.0]; run.options.flip True -> False)" \
+        in again.output
+    assert "predicted 2 video(s) (2 of them redone), 6 frames" in again.output
+    same = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),
+                                     "--first-masks", str(data / "first"), "--checkpoint", str(checkpoint),
+                                     "--size", "32"])
+    assert same.exit_code == 0 and "predicted 0 video(s), 0 frames; 2 already complete" in same.output
 
 
 def test_shard_option(tmp_path, checkpoint):
@@ -40,7 +48,8 @@ def test_shard_option(tmp_path, checkpoint):
                                        "--size", "32", "--shard", "1/2"])
     assert result.exit_code == 0, result.output
     assert "(shard 1/2)" in result.output
-    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == [".predict_log.shard-1-of-2.json", "b"]
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == [".predict_log.shard-1-of-2.json",
+                                                                      ".vcseg-predict", "b"]
     bad = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),
                                     "--first-masks", str(data / "first"), "--checkpoint", str(checkpoint),
                                     "--shard", "2/2"])
@@ -54,7 +63,8 @@ def test_errors(tmp_path, checkpoint, monkeypatch):
                                          "--checkpoint", str(checkpoint)])
     assert no_masks.exit_code == 1 and "no mask given and no proposal network" in no_masks.output
     assert "Traceback" not in no_masks.output
-    monkeypatch.chdir(tmp_path)  # no weights/default.pt here
+    monkeypatch.chdir(tmp_path)  # no weights/default.pt here, nor beside the package
+    monkeypatch.setattr("vcseg.infer.models.DEFAULT_WEIGHTS", tmp_path / "weights" / "default.pt")
     no_weights = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", out,
                                            "--first-masks", str(data / "first")])
     assert no_weights.exit_code == 1 and "vcseg train" in no_weights.output

@@ -29,7 +29,7 @@ def test_layout_first_frame_and_log(dataset, tmp_path, checkpoint):
     out = tmp_path / "pred"
     summary = predict_dataset(dataset, out, [checkpoint], dataset, OPTIONS)
     assert summary.predicted == ["a", "b", "c"] and summary.skipped == [] and summary.frames == 9
-    assert sorted(p.name for p in out.iterdir()) == [".predict_log.json", "a", "b", "c"]
+    assert sorted(p.name for p in out.iterdir()) == [".predict_log.json", ".vcseg-predict", "a", "b", "c"]
     for name in ("a", "b", "c"):
         assert sorted(p.name for p in (out / name).iterdir()) == STEMS
         np.testing.assert_array_equal(read_mask(out / name / "00000.png"), person_masks(3)[0])
@@ -49,18 +49,24 @@ def test_resume_skips_complete_videos_and_redoes_half_written_ones(dataset, tmp_
     for name in ("a", "c"):
         for path in (out / name).iterdir():
             os.utime(path, (old, old))
-    # b was interrupted in the middle: its temporary folder holds one frame, no final folder yet;
+    # b was killed in the middle: its temporary folder holds two frames, no record, no final folder;
     # c lost a frame under its final name (not something predict leaves, but a rerun must mend it).
-    os.replace(out / "b", out / ".b.partial")
-    (out / ".b.partial" / "00002.png").unlink()
+    state = out / ".vcseg-predict"
+    (state / "partial").mkdir(exist_ok=True)
+    os.replace(out / "b", state / "partial" / "b")
+    (state / "partial" / "b" / "00002.png").unlink()
+    (state / "videos" / "b.json").unlink()
     (out / "c" / "00001.png").unlink()
-    summary = predict_dataset(dataset, out, [checkpoint], dataset, OPTIONS)
+    notices = []
+    summary = predict_dataset(dataset, out, [checkpoint], dataset, OPTIONS, notify=notices.append)
     assert summary.skipped == ["a"] and summary.predicted == ["b", "c"]
+    assert summary.redone == {"c": f"{out / 'c' / '00001.png'} is missing"}
+    assert notices == [f"c: predicting again ({out / 'c' / '00001.png'} is missing)"]
     assert all(path.stat().st_mtime == old for path in (out / "a").iterdir())
     assert all(path.stat().st_mtime > old for path in (out / "c").iterdir())
     for name in ("a", "b", "c"):
         assert sorted(p.name for p in (out / name).iterdir()) == STEMS
-    assert not (out / ".b.partial").exists()
+    assert not (state / "partial" / "b").exists()
     log = json.loads((out / ".predict_log.json").read_text())
     assert sorted(log["videos"]) == ["a", "b", "c"]  # merged with the first run's
 

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from vcseg.errors import VcsegError
-from vcseg.io.masks import (MaskKind, RgbIdMap, davis_palette, read_mask, read_mask_with_kind,
-                            write_mask)
+from vcseg.io.masks import (RGB_MASKS_OPTION_HINT, MaskKind, RgbIdMap, davis_palette, read_mask,
+                            read_mask_with_kind, write_mask)
 
 
 def test_davis_palette_known_colours():
@@ -58,8 +58,14 @@ def test_binary_255_becomes_id_1_unless_raw(tmp_path):
 
 def test_rgb_refused_with_advice(tmp_path):
     Image.new("RGB", (4, 4), (128, 0, 0)).save(tmp_path / "c.png")
-    with pytest.raises(VcsegError, match=r"c\.png: RGB mask.*--rgb-masks"):
+    with pytest.raises(VcsegError) as refused:
         read_mask(tmp_path / "c.png")
+    # no caller hint: the advice names no option, since most commands have none to offer
+    assert str(refused.value) == (f"{tmp_path / 'c.png'}: RGB mask; save it as an indexed PNG "
+                                  "(mode P, pixel = person id)")
+    with pytest.raises(VcsegError) as refused:
+        read_mask(tmp_path / "c.png", rgb_hint=RGB_MASKS_OPTION_HINT)
+    assert str(refused.value).endswith("person id) or pass --rgb-masks to map each colour to an id")
 
 
 def test_rgb_mapped_consistently_across_frames(tmp_path):

@@ -177,3 +177,76 @@ def test_compare_prints_the_paired_difference(dataset, tmp_path):
     # difference (all of it): the interval reaches 0, so this is no proof PRED is worse
     beta = 3 * expected  # alpha's two objects add 0, beta's one object carries the whole sum
     assert f"interval {beta:+.4f} .. +0.0000" in line and "not significant" in line
+
+
+# ---- never lose or fake a result ----------------------------------------------------------------
+
+def _score(*args: str):
+    return CliRunner().invoke(main, ["score", *map(str, args), "--workers", "1"])
+
+
+def test_void_beside_person_ids_is_not_a_person_end_to_end(tmp_path):
+    # DAVIS-style GT files: persons 1 and 2 and void (255) around person 1; a perfect prediction
+    # (void left as background) used to score below 1, 255 counted as an unmatched third person
+    gt_root, pred_root = tmp_path / "gt", tmp_path / "pred"
+    for t in range(2):
+        gt = _square((24, 32), 4, 4, 8, 1) + _square((24, 32), 14, 20, 6, 2)
+        gt[3, 3:13] = gt[12, 3:13] = 255
+        write_mask(gt_root / "v" / f"{t:05d}.png", gt)
+        write_mask(pred_root / "v" / f"{t:05d}.png", np.where(gt == 255, 0, gt).astype(np.uint8))
+    out_json = tmp_path / "s.json"
+    result = _score("--pred", pred_root, "--gt", gt_root, "--json", out_json)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out_json.read_text())
+    assert [o["gt_id"] for o in doc["videos"]["v"]["objects"]] == [1, 2]
+    assert doc["J_mean"] == 1.0 and doc["F_mean"] == 1.0 and doc["JF_mean"] == 1.0
+
+
+def test_binary_0_255_ground_truth_files_score_as_person_1(tmp_path):
+    from PIL import Image
+
+    gt_root, pred_root = tmp_path / "gt", tmp_path / "pred"
+    square = _square((24, 32), 5, 5, 10, 1)
+    (gt_root / "v").mkdir(parents=True)
+    Image.fromarray(square * 255, mode="L").save(gt_root / "v" / "00000.png")  # only 0 and 255
+    write_mask(pred_root / "v" / "00000.png", square)
+    out_json = tmp_path / "s.json"
+    result = _score("--pred", pred_root, "--gt", gt_root, "--json", out_json)
+    assert result.exit_code == 0, result.output
+    [obj] = json.loads(out_json.read_text())["videos"]["v"]["objects"]
+    assert (obj["gt_id"], obj["pred_id"], obj["J_mean"], obj["F_mean"]) == (1, 1, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv"])
+@pytest.mark.parametrize("where", ["unwritable", "under_a_file"])
+def test_unwritable_output_fails_before_scoring(dataset, tmp_path, unwritable_dir, monkeypatch, option, where):
+    import vcseg.metrics
+
+    calls = []
+    monkeypatch.setattr(vcseg.metrics, "score_dataset", lambda *a, **k: calls.append(a) or 1 / 0)
+    pred_root, gt_root = dataset
+    if where == "unwritable":
+        target = unwritable_dir / "scores.out"
+    else:
+        (tmp_path / "notes.txt").write_text("a file, not a folder")
+        target = tmp_path / "notes.txt" / "scores.out"
+    result = _score("--pred", pred_root, "--gt", gt_root, option, target)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and calls == []  # nothing was scored
+    [line] = [line for line in result.output.splitlines() if line.strip()]
+    assert line.startswith(f"Error: {target}: ") and line.endswith(f"choose another {option}")
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("which", ["pred", "gt"])
+def test_rgb_mask_error_names_no_option_score_lacks(dataset, which):
+    from PIL import Image
+
+    pred_root, gt_root = dataset
+    path = (pred_root / "beta" if which == "pred" else gt_root / "Annotations" / "beta") / "00001.png"
+    Image.new("RGB", (32, 24), (128, 0, 0)).save(path)
+    result = _score("--pred", pred_root, "--gt", gt_root)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    message = " ".join(result.output.split())
+    assert f"{path}: RGB mask; save it as an indexed PNG (mode P, pixel = person id)" in message
+    assert "--rgb-masks" not in message

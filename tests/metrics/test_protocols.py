@@ -108,9 +108,10 @@ def test_unsup_void_is_left_out_of_j_and_f():
         g[10:12, :] = 255  # ...which are void in the GT
     obj = score_video("v", pred, gt, protocol="davis-unsup").objects[0]
     assert obj.j.mean == 1.0 and obj.f.mean == 1.0
-    # under tianchi 255 is a person id: it is another person, and the spill costs J
+    # tianchi too: 255 beside a real id is void, never a person (it used to be person 255)
     tianchi = score_video("v", pred, gt, protocol="tianchi")
-    assert tianchi.objects[0].j.mean == pytest.approx(36 / 48)
+    assert [o.gt_id for o in tianchi.objects] == [1]
+    assert tianchi.objects[0].j.mean == 1.0 and tianchi.objects[0].f.mean == 1.0
 
 
 def test_unsup_pads_missing_proposals_and_an_empty_prediction_scores_one_where_gt_is_absent():
@@ -162,3 +163,87 @@ def test_real_davis_masks(davis_people):
         assert obj.j_per_frame[t] == pytest.approx(reference_j(pred[t] == 1, gt[t] == 1), abs=1e-12)
         assert obj.f_per_frame[t] == pytest.approx(reference_f(pred[t] == 1, gt[t] == 1), abs=1e-12)
     assert 0.5 < obj.j.mean < 1.0 and 0.5 < obj.f.mean <= 1.0
+
+
+# ---- tianchi: 255 in the ground truth ------------------------------------------------------------
+
+def _persons_and_void(n_frames=3):
+    """16x16 frames: person 1 (rows 2-6), person 2 (rows 9-13), a void band (rows 7-8) between them."""
+    frames = []
+    for _ in range(n_frames):
+        gt = np.zeros((16, 16), np.uint8)
+        gt[2:7, 3:12] = 1
+        gt[9:14, 5:10] = 2
+        gt[7:9, :] = 255
+        frames.append(gt)
+    return frames
+
+
+@pytest.mark.parametrize("match", ["iou", "jf"])
+def test_tianchi_perfect_prediction_beside_void_scores_exactly_one(match):
+    gt = _persons_and_void()
+    as_background = [np.where(g == 255, 0, g).astype(np.uint8) for g in gt]
+    spilled = [np.where(g == 255, 1, g).astype(np.uint8) for g in gt]  # person 1 paints the void
+    for pred in (as_background, spilled):
+        video = score_video("v", pred, gt, protocol="tianchi", match=match)
+        assert video.valid and [o.gt_id for o in video.objects] == [1, 2]  # no person 255
+        assert [(o.j.mean, o.f.mean) for o in video.objects] == [(1.0, 1.0), (1.0, 1.0)]
+
+
+def test_tianchi_void_is_cut_from_j_and_f_worked_by_hand():
+    # GT person: rows 4-9, cols 4-9 (36 px); void: rows 10-11. Prediction: rows 4-11, cols 4-11;
+    # without its void rows it is rows 4-9, cols 4-11 (48 px), so J = 36 / 48.
+    # F at radius ceil(0.008 * sqrt(2 * 16^2)) = 1 (a cross): GT boundary 24 px, predicted 28 px;
+    # 7 predicted boundary pixels lie off the dilated GT boundary (column 11), P = 21/28; 3 GT
+    # boundary pixels (column 9, rows 5-7) lie off the dilated predicted one, R = 21/24;
+    # F = 2PR / (P + R) = 21/26.
+    gt = np.zeros((16, 16), np.uint8)
+    gt[4:10, 4:10] = 1
+    gt[10:12, :] = 255
+    pred = np.zeros((16, 16), np.uint8)
+    pred[4:12, 4:12] = 1
+    void = gt == 255
+    assert reference_j(pred == 1, gt == 1, void) == 36 / 48
+    assert reference_f(pred == 1, gt == 1, void) == pytest.approx(21 / 26, abs=1e-12)
+    for match in ("iou", "jf"):
+        video = score_video("v", [pred], [gt], protocol="tianchi", match=match)
+        [obj] = video.objects
+        assert (obj.gt_id, obj.pred_id) == (1, 1)
+        assert obj.j_per_frame[0] == 36 / 48
+        assert obj.f_per_frame[0] == pytest.approx(21 / 26, abs=1e-12)
+    # the same numbers as davis-unsup, which has always cut void this way
+    unsup = score_video("v", [pred], [gt], protocol="davis-unsup").objects[0]
+    assert unsup.j_per_frame[0] == 36 / 48 and unsup.f_per_frame[0] == pytest.approx(21 / 26, abs=1e-12)
+
+
+def test_tianchi_binary_0_255_ground_truth_is_person_1():
+    gt = [np.where(g == 1, 255, 0).astype(np.uint8) for g in _square_frames(3)]  # only 0 and 255
+    gt[1][:] = 0  # an empty frame leaves the video binary
+    pred = [(g == 255).astype(np.uint8) for g in gt]
+    video = score_video("v", pred, gt, protocol="tianchi")
+    [obj] = video.objects
+    assert (obj.gt_id, obj.pred_id) == (1, 1) and obj.j.mean == 1.0 and obj.f.mean == 1.0
+
+
+def test_tianchi_void_is_decided_per_video_not_per_frame():
+    # frame 1 shows only void (both persons out of view); read alone it would look like a binary
+    # mask and its void would become person 1
+    gt = _persons_and_void(2)
+    gt[1] = np.where(gt[1] == 255, 255, 0).astype(np.uint8)
+    pred = [np.where(g == 255, 0, g).astype(np.uint8) for g in gt]  # frame 1: nobody
+    video = score_video("v", pred, gt, protocol="tianchi")
+    assert [o.gt_id for o in video.objects] == [1, 2]
+    # frame 1: GT person absent and prediction empty, J = 1 (it would be 0 against "person 1")
+    assert [list(o.j_per_frame) for o in video.objects] == [[1.0, 1.0], [1.0, 1.0]]
+
+
+def test_tianchi_ids_on_void_still_count_toward_the_8_id_limit():
+    gt = _persons_and_void(2)
+    pred = [np.where(g == 255, 0, g).astype(np.uint8) for g in gt]
+    pred[0][7, 0:6] = [3, 4, 5, 6, 7, 8]  # on void pixels: 8 ids in all, still valid
+    video = score_video("v", pred, gt, protocol="tianchi")
+    assert video.valid and [(o.j.mean, o.f.mean) for o in video.objects] == [(1.0, 1.0), (1.0, 1.0)]
+    pred[0][8, 0] = 9  # a ninth id, also on void: as submitted, the video breaks the rule
+    video = score_video("v", pred, gt, protocol="tianchi")
+    assert not video.valid and video.note == "9 ids > 8"
+    assert all(o.j.mean == 0 and o.f.mean == 0 and o.pred_id is None for o in video.objects)

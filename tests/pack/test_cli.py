@@ -89,3 +89,28 @@ def test_usage_errors(test_set, tmp_path):
     assert result.exit_code == 1 and "not a readable zip" in result.output
     result = run(preds, "--frames", frames, "--out", tmp_path)
     assert result.exit_code == 1 and "is a directory" in result.output
+
+
+def test_pack_prints_the_empty_test_video_warning(test_set, tmp_path):
+    preds, frames = test_set
+    (frames / "gamma").mkdir()
+    (preds / ".predict_log.json").write_text("{}")  # predict's own: no line for it
+    out = tmp_path / "run.zip"
+    result = run(preds, "--frames", frames, "--out", out)
+    assert result.exit_code == 0, result.output
+    printed = lines(result.output)
+    assert printed[0] == (f"warning: {frames / 'gamma'}: no frames; no masks expected, the zip has no "
+                          "folder for it")
+    assert printed[1] == f"written: {out} ({out.stat().st_size / 1e3:.1f} kB)"
+    assert len(printed) == 3  # the warning, written, the counts
+
+
+def test_pack_to_an_unwritable_out_is_one_line_and_exit_1(test_set, tmp_path, unwritable_dir):
+    preds, frames = test_set
+    (tmp_path / "notes.txt").write_text("a file")
+    for out in (unwritable_dir / "run.zip", tmp_path / "notes.txt" / "run.zip"):
+        result = run(preds, "--frames", frames, "--out", out)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        assert "Traceback" not in result.output
+        [line] = lines(result.output)
+        assert line.startswith(f"Error: {out}: ") and line.endswith("choose another --out")

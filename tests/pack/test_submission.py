@@ -323,3 +323,112 @@ def test_check_zip_on_a_file_that_is_not_a_zip(tmp_path, test_set):
     (tmp_path / "no.zip").write_bytes(b"not a zip")
     with pytest.raises(VcsegError, match="not a readable zip"):
         check_zip(tmp_path / "no.zip", frames)
+
+
+# ---- never lose or fake a result ----------------------------------------------------------------
+
+PREDICT_OWN_FILES = [".predict_log.json", ".predict_log.shard-0-of-2.json", ".predict_log.shard-1-of-2.json",
+                     ".vcseg-predict/lock", ".vcseg-predict/shard-0-of-2.lock", ".vcseg-predict/videos/alpha.json",
+                     ".vcseg-predict/partial/beta/00005.png"]
+
+
+def _write(root: Path, names: list[str]) -> None:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"predict's own")
+
+
+def test_predicts_logs_and_state_folder_are_skipped_without_a_warning(test_set, tmp_path):
+    preds, frames = test_set
+    _write(preds, PREDICT_OWN_FILES)
+    summary = write_submission(preds, frames, tmp_path / "s.zip")
+    assert sorted(zip_entries(tmp_path / "s.zip")) == EXPECTED_NAMES
+    assert summary.warnings == []
+    assert check_predictions(preds, frames) == []
+
+
+def test_other_hidden_files_beside_predicts_own_still_warn(test_set, tmp_path):
+    preds, frames = test_set
+    _write(preds, PREDICT_OWN_FILES)
+    # look-alikes are not predict's: a renamed log, a log inside a video folder, a similar folder
+    strays = [".DS_Store", ".predict_log.json.bak", "alpha/.predict_log.json", ".vcseg-predict-old/lock"]
+    _write(preds, strays)
+    summary = write_submission(preds, frames, tmp_path / "s.zip")
+    assert sorted(zip_entries(tmp_path / "s.zip")) == EXPECTED_NAMES
+    assert sorted((str(w.path), w.severity, w.message) for w in summary.warnings) == sorted(
+        (str(preds / name.split("/")[0] if name.startswith(".vcseg") else preds / name), "warning",
+         "hidden (1 file(s)); ignored, not packed") for name in strays)
+
+
+def test_predicts_log_inside_a_zip_is_still_an_error(test_set, tmp_path):
+    # in a zip every entry ships: the log would reach the leaderboard
+    preds, frames = test_set
+    entries = {name: (preds / name).read_bytes() for name in EXPECTED_NAMES} | {".predict_log.json": b"{}"}
+    bad = _zip(tmp_path / "bad.zip", entries)
+    [problem] = check_zip(bad, frames)
+    assert problem.is_error and problem.path == bad / ".predict_log.json"
+
+
+@pytest.mark.parametrize(("name", "ours"), [
+    (".predict_log.json", True), (".predict_log.shard-3-of-8.json", True), (".vcseg-predict", True),
+    (".vcseg-predict/partial/v/00001.png", True), (".predict_log.shard-a-of-b.json", False),
+    (".predict_log.json.tmp", False), ("v/.predict_log.json", False), ("v/.vcseg-predict/lock", False),
+    (".DS_Store", False), ("v/00001.png", False), ("", False)])
+def test_is_predict_bookkeeping(name, ours):
+    from vcseg.io.predict_files import is_predict_bookkeeping, predict_log_name
+
+    assert is_predict_bookkeeping(name) is ours
+    assert is_predict_bookkeeping(predict_log_name((0, 1))) and is_predict_bookkeeping(predict_log_name((2, 4)))
+
+
+def test_test_video_without_frames_is_a_warning_naming_its_folder(test_set, tmp_path):
+    preds, frames = test_set
+    (frames / "gamma").mkdir()  # a test video folder holding no JPG
+    (frames / "gamma" / "notes.txt").write_text("not a frame")
+    summary = write_submission(preds, frames, tmp_path / "s.zip")
+    assert sorted(zip_entries(tmp_path / "s.zip")) == EXPECTED_NAMES  # no gamma/ in the zip
+    assert [(w.severity, w.path, w.message) for w in summary.warnings] == [
+        ("warning", frames / "gamma", "no frames; no masks expected, the zip has no folder for it")]
+    assert summary.videos == 2
+    # the same warning when checking the zip
+    assert [(p.severity, p.path) for p in check_zip(tmp_path / "s.zip", frames)] == [("warning", frames / "gamma")]
+
+
+def test_masks_for_a_test_video_without_frames_are_named_as_such(test_set):
+    preds, frames = test_set
+    (frames / "gamma").mkdir()
+    write_mask(preds / "gamma" / "00000.png", person_mask(18, 26, [1]))
+    [problem] = errors(check_predictions(preds, frames))
+    assert problem.path == preds / "gamma"
+    assert problem.message.startswith(f"extra video: test video 'gamma' has no frames in {frames / 'gamma'}")
+
+
+def test_empty_prediction_folder_for_a_video_with_frames_is_an_error(test_set, tmp_path):
+    preds, frames = test_set
+    for png in (preds / "beta").iterdir():
+        png.unlink()  # the folder stays, empty
+    with pytest.raises(SubmissionInvalid) as refused:
+        write_submission(preds, frames, tmp_path / "s.zip")
+    [problem] = errors(refused.value.problems)
+    assert problem.path == preds / "beta"
+    assert problem.message.startswith("missing video: no masks for test video 'beta' (2 frames)")
+    assert not (tmp_path / "s.zip").exists()
+
+
+@pytest.mark.parametrize("where", ["unwritable", "under_a_file"])
+def test_unwritable_out_is_refused_before_any_png_is_read(test_set, tmp_path, unwritable_dir, monkeypatch, where):
+    import vcseg.pack.submission as submission
+    from vcseg.errors import VcsegError
+
+    preds, frames = test_set
+    calls = []
+    monkeypatch.setattr(submission, "find_test_videos", lambda *a: calls.append(a) or 1 / 0)
+    if where == "unwritable":
+        out = unwritable_dir / "s.zip"
+    else:
+        (tmp_path / "notes.txt").write_text("a file")
+        out = tmp_path / "notes.txt" / "s.zip"
+    with pytest.raises(VcsegError) as refused:
+        write_submission(preds, frames, out)
+    assert str(refused.value).startswith(f"{out}: ") and str(refused.value).endswith("choose another --out")
+    assert calls == [] and not out.exists()

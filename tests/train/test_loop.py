@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
+import subprocess
+import sys
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,7 +44,7 @@ def test_resume_reproduces_the_next_steps(tiny_videos, tmp_path):
     config = tiny_config(tiny_videos, "train.steps=4", "train.checkpoint_every=1000")
     straight = [r.loss for r in train(config, tmp_path / "a").history]
     first = train(config, tmp_path / "b", stop_after=2)
-    assert first.interrupted and first.steps_done == 2
+    assert first.interrupted and first.steps_done == 2 and first.stopped_by == "stop_after"
     assert load_checkpoint(first.last_checkpoint)["train"]["step"] == 2
     resumed = train(None, tmp_path / "b", resume=True)
     assert [r.step for r in resumed.history] == [3, 4]
@@ -56,7 +61,7 @@ def test_ctrl_c_checkpoints_at_the_end_of_the_step(tiny_videos, tmp_path):
             os.kill(os.getpid(), signal.SIGINT)
 
     summary = train(config, tmp_path / "run", on_step=interrupt)
-    assert summary.interrupted and summary.steps_done == 2
+    assert summary.interrupted and summary.steps_done == 2 and summary.stopped_by == "interrupt"
     assert load_checkpoint(summary.last_checkpoint)["train"]["step"] == 2
 
 
@@ -141,3 +146,92 @@ def test_explicit_bf16_on_a_cpu_without_it_warns_and_is_honoured(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+
+
+LOCK_HOLDER = """
+import sys, time
+from vcseg.io.outputs import OutputBusy, OutputLock
+try:
+    lock = OutputLock(sys.argv[1], "vcseg train").acquire()
+except OutputBusy:
+    print("busy", flush=True)
+    sys.exit(0)
+print("held", flush=True)
+if sys.argv[2] == "hold":
+    time.sleep(120)
+"""
+
+
+def try_lock_elsewhere(path: Path, hold: bool = False) -> subprocess.Popen:
+    """Another process taking the `OutputLock` at `path` (locks are re-entrant within one process)."""
+    return subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(path), "hold" if hold else "once"],
+                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(path: Path) -> Iterator[int]:
+    """Another process holds the lock at `path` for the duration; yields its pid."""
+    holder = try_lock_elsewhere(path, hold=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has finished (and been reaped)."""
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    return finished.pid
+
+
+def test_training_removes_orphan_temporaries_and_keeps_other_files(tiny_videos, tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    dead = _dead_pid()
+    orphans = [run / "checkpoints" / f".last.pt.k2j4x9.{dead}.tmp", run / f".config.json.a8f0q1.{dead}.tmp"]
+    for orphan in orphans:
+        orphan.write_bytes(b"half a checkpoint")
+    (run / "notes.txt").write_text("lr sweep: try 3e-4 next")
+    (run / "checkpoints" / ".keep.tmp").write_text("not a vcseg temporary")  # no pid: not ours
+    train(tiny_config(tiny_videos, "train.steps=1"), run)
+    assert not any(orphan.exists() for orphan in orphans)
+    assert (run / "notes.txt").read_text() == "lr sweep: try 3e-4 next"
+    assert (run / "checkpoints" / ".keep.tmp").read_text() == "not a vcseg temporary"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [".keep.tmp", "last.pt"]
+
+
+def test_training_holds_the_run_lock_while_it_runs(tiny_videos, tmp_path):
+    from vcseg.io.outputs import OutputBusy
+
+    run = tmp_path / "run"
+    attempts: list[str] = []
+
+    def try_lock(result, samples_per_s):
+        if result.step == 1:
+            attempts.append(try_lock_elsewhere(run / loop.LOCK_NAME).communicate()[0].strip())
+
+    train(tiny_config(tiny_videos, "train.steps=2"), run, on_step=try_lock)
+    assert attempts == ["busy"]  # another process is turned away during training
+    assert try_lock_elsewhere(run / loop.LOCK_NAME).communicate()[0].strip() == "held"  # released after
+    with lock_held_elsewhere(run / loop.LOCK_NAME) as pid:
+        with pytest.raises(OutputBusy, match=f"in use by vcseg train \\(pid {pid} "):
+            train(None, run, resume=True, resume_overrides=["train.steps=3"])
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["train"]["step"] == 2  # nothing trained
+
+
+def test_resume_from_a_checkpoint_written_before_plain_rng_states(tiny_videos, tmp_path):
+    """Checkpoints of earlier versions hold the numpy RNG state as a numpy array; they resume exactly."""
+    config = tiny_config(tiny_videos, "train.steps=4", "train.checkpoint_every=1000")
+    straight = [r.loss for r in train(config, tmp_path / "a").history]
+    first = train(config, tmp_path / "b", stop_after=2)
+    payload = torch.load(first.last_checkpoint, weights_only=False)  # our own file
+    kind, key, position, has_gauss, cached = payload["train"]["rng"]["numpy"]
+    payload["train"]["rng"]["numpy"] = (kind, key.numpy().astype(np.uint32), position, has_gauss, cached)
+    torch.save(payload, first.last_checkpoint)  # as the earlier versions wrote it
+    assert "numpy.ndarray" in torch.serialization.get_unsafe_globals_in_checkpoint(first.last_checkpoint)
+    resumed = train(None, tmp_path / "b", resume=True)
+    assert [r.step for r in resumed.history] == [3, 4]
+    assert [r.loss for r in first.history + resumed.history] == straight

@@ -13,6 +13,10 @@ whose files changed. A video is written into a hidden temporary folder beside it
 renamed into place complete, so a reader never sees half a video; a temporary folder left by a
 crashed build is ignored by readers and removed by the next build. One build at a time per cache.
 
+A video's folder belongs to the cache alone: a rebuild replaces it whole, so a build refuses (one
+line, before writing anything) a video folder that holds anything but the three files above.
+Files elsewhere under CACHE are never touched.
+
 `load_clip` is what training and prediction call: it reads from a cache when given one whose
 entries for the clip are fresh, and otherwise decodes the files, resizing the same way, so the two
 paths return equal arrays.
@@ -38,10 +42,12 @@ from vcseg.errors import VcsegError
 from vcseg.io.layouts import DatasetFiles, VideoFiles
 from vcseg.io.frames import read_frame
 from vcseg.io.masks import read_mask
+from vcseg.io.outputs import pid_alive
 
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"
 FRAMES_FILE, MASKS_FILE = "frames.npy", "masks.npy"
+_CACHE_FILES = frozenset((MANIFEST, FRAMES_FILE, MASKS_FILE))  # all a video folder ever holds
 _TMP_SUFFIX = ".tmp"
 
 
@@ -148,6 +154,7 @@ def build_cache(dataset: DatasetFiles, cache_dir: str | os.PathLike[str], short_
         if _manifest_matches(root / video.name, key, short_side):
             reused.append(video.name)
         else:
+            _check_only_cache_files(root / video.name)
             todo.append((video, key))
 
     frames_written = 0
@@ -161,6 +168,18 @@ def build_cache(dataset: DatasetFiles, cache_dir: str | os.PathLike[str], short_
             frames_written += len(key)
     return CacheSummary(cache_dir=Path(cache_dir), short_side=short_side, built=tuple(built),
                         reused=tuple(reused), skipped=tuple(skipped), frames_written=frames_written)
+
+
+def _check_only_cache_files(folder: Path) -> None:
+    """Refuse to rebuild a video folder that holds files the cache did not write: the swap would lose them."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if not folder.is_dir() or folder.is_symlink():
+        raise VcsegError(f"{folder}: is not a frame cache folder; move it away or choose another cache folder")
+    foreign = sorted(entry.name for entry in folder.iterdir() if entry.name not in _CACHE_FILES)
+    if foreign:
+        raise VcsegError(f"{folder}: holds {', '.join(foreign[:3])}, which the frame cache did not write "
+                         "and a rebuild would delete; move it away or choose another cache folder")
 
 
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
@@ -238,16 +257,6 @@ def _swap_into_place(new: Path, target: Path) -> None:
         os.replace(new, target)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
-
-
 def remove_stale_temp_folders(root: Path) -> list[Path]:
     """Delete temporary folders left under `root` by builds that crashed; return what was removed.
 
@@ -261,8 +270,10 @@ def remove_stale_temp_folders(root: Path) -> list[Path]:
         if not (entry.name.startswith(".") and entry.name.endswith(_TMP_SUFFIX) and entry.is_dir()):
             continue
         pid_text = entry.name[: -len(_TMP_SUFFIX)].rsplit(".", 1)[-1]
-        pid = int(pid_text) if pid_text.isdigit() else -1
-        if pid == os.getpid() or pid < 0 or not _pid_alive(pid):
+        if not pid_text.isdigit():  # not named by `_make_temp_folder`: not ours to delete
+            continue
+        pid = int(pid_text)
+        if pid == os.getpid() or not pid_alive(pid):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed

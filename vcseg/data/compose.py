@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import math
 import os
 import shutil
@@ -39,6 +40,8 @@ from rich.progress import Progress
 from scipy.ndimage import gaussian_filter
 
 from vcseg.data.cache import resize_frame, resize_mask
+from vcseg.data.staging import (check_out, checked_relative, install, make_staging,
+                                 remove_orphan_staging)
 from vcseg.errors import VcsegError
 from vcseg.io.atomic import write_bytes_atomic, write_json_atomic
 from vcseg.io.frames import read_frame
@@ -400,17 +403,17 @@ class _MaskStore:
         return self._masks[key]
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise VcsegError(f"{out}: exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise VcsegError(f"{out}: folder is not empty; choose an empty --out or pass --overwrite")
-        # only what compose writes is removed, so a mistyped --out loses nothing else
-        for name in (FRAMES_DIR, MASKS_DIR):
-            shutil.rmtree(out / name, ignore_errors=True)
-        (out / META_FILE).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+def _previous_files(out: Path) -> set[str]:
+    """What the compose run that wrote `out` wrote there, as listed by its compose_meta.json."""
+    meta_path = out / META_FILE
+    try:
+        written = json.loads(meta_path.read_text()).get("written")
+    except (OSError, ValueError, AttributeError):
+        written = None
+    if not isinstance(written, list):  # unreadable, or written by a vcseg that did not list them
+        raise VcsegError(f"{meta_path}: does not list the files compose wrote; remove them by hand "
+                         "or choose another --out")
+    return {checked_relative(str(rel), meta_path) for rel in written} | {META_FILE}
 
 
 def _encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
@@ -427,7 +430,10 @@ def compose_dataset(sources: Sequence[str | os.PathLike[str]], out: str | os.Pat
     and pastes persons of other videos until it holds a number of persons drawn from
     `config.people`. Only frames that have a mask take part (for YouTube-VOS, every 5th frame).
     Writes OUT/JPEGImages/<video>/<stem>.jpg, OUT/Annotations/<video>/<stem>.png and
-    OUT/compose_meta.json. Output video i depends only on (seed, i) and the sources.
+    OUT/compose_meta.json, which lists the files written. Output video i depends only on (seed, i)
+    and the sources. With `config.overwrite`, only the files the previous compose_meta.json lists
+    are replaced or removed: the user's files in `out` stay. Everything is rendered into a staging
+    folder beside `out` first (see `vcseg.data.staging`).
     """
     sources = [Path(s) for s in sources]
     out = Path(out)
@@ -438,16 +444,44 @@ def compose_dataset(sources: Sequence[str | os.PathLike[str]], out: str | os.Pat
     if not videos:
         raise VcsegError(f"{', '.join(map(str, sources))}: no video with masks; compose needs "
                          "annotated videos (JPEGImages/<video>/*.jpg with Annotations/<video>/*.png)")
-    _prepare_out(out, config.overwrite)
-
-    store = _MaskStore()
     order = np.random.default_rng(config.seed).permutation(len(videos))
     bases = [videos[order[i % len(videos)]] for i in range(config.videos)]
-    meta_videos, names, persons = [], [], []
-    total = sum(len(base.stems) for base in bases)
+    names = [f"cp{index:03d}-{base.files.name}" for index, base in enumerate(bases)]
+    written = [f"{tree}/{name}/{stem}{suffix}" for name, base in zip(names, bases) for stem in base.stems
+               for tree, suffix in ((FRAMES_DIR, ".jpg"), (MASKS_DIR, ".png"))]
+    previous = check_out(out, "--out", config.overwrite, META_FILE, "vcseg compose", written + [META_FILE],
+                         _previous_files)
+    remove_orphan_staging(out)
+    staging = make_staging(out)
+    try:
+        meta_videos, persons = _write_composites(staging, bases, names, videos, sources, config, progress)
+        write_json_atomic(staging / META_FILE, {
+            "version": 1,
+            "sources": [str(s) for s in sources],
+            "config": {"videos": config.videos, "people": list(config.people), "seed": config.seed,
+                       "jpeg_quality": config.jpeg_quality, "exclude": list(config.exclude),
+                       **_params_meta(config.paste)},
+            "videos": meta_videos,
+            "written": written,  # what a later --overwrite may replace or remove, nothing else
+        })
+        install(staging, out, written + [META_FILE], previous)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ComposeSummary(out=out, videos=names, frames=sum(len(base.stems) for base in bases),
+                          persons=persons)
+
+
+def _write_composites(folder: Path, bases: list[_SourceVideo], names: list[str], videos: list[_SourceVideo],
+                      sources: list[Path], config: ComposeConfig,
+                      progress: bool) -> tuple[list[dict[str, Any]], list[int]]:
+    """Render and write every composite into `folder`; return their meta records and person counts."""
+    low, high = config.people
+    store = _MaskStore()
+    meta_videos, persons = [], []
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("composing", total=total)
-        for index, base in enumerate(bases):
+        task = bar.add_task("composing", total=sum(len(base.stems) for base in bases))
+        for index, (base, name) in enumerate(zip(bases, names)):
             rng = np.random.default_rng([config.seed, index])
             base_masks = store.get(base)
             wanted = int(rng.integers(low, high + 1))
@@ -462,8 +496,7 @@ def compose_dataset(sources: Sequence[str | os.PathLike[str]], out: str | os.Pat
                 return paste_masks[k][s]
 
             masks, plan = render_masks(base_masks, plan, source_mask)
-            name = f"cp{index:03d}-{base.files.name}"
-            frames_dir, masks_dir = out / FRAMES_DIR / name, out / MASKS_DIR / name
+            frames_dir, masks_dir = folder / FRAMES_DIR / name, folder / MASKS_DIR / name
 
             def source_frame(k: int, s: int) -> np.ndarray:
                 path = chosen[k].files.frames[chosen[k].stems[s]]
@@ -484,18 +517,8 @@ def compose_dataset(sources: Sequence[str | os.PathLike[str]], out: str | os.Pat
                 write_mask(masks_dir / f"{stem}.png", masks[t])
                 bar.advance(task)
             meta_videos.append(_video_meta(name, base, chosen, sources, plan, config.seed, index))
-            names.append(name)
             persons.append(len(plan.base_ids) + len(plan.placements))
-
-    write_json_atomic(out / META_FILE, {
-        "version": 1,
-        "sources": [str(s) for s in sources],
-        "config": {"videos": config.videos, "people": list(config.people), "seed": config.seed,
-                   "jpeg_quality": config.jpeg_quality, "exclude": list(config.exclude),
-                   **_params_meta(config.paste)},
-        "videos": meta_videos,
-    })
-    return ComposeSummary(out=out, videos=names, frames=total, persons=persons)
+    return meta_videos, persons
 
 
 def _params_meta(params: PasteParams) -> dict[str, Any]:

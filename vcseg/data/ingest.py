@@ -3,7 +3,8 @@
 Every frame is decoded and every mask read (in parallel, one video per task), and every problem
 is collected with its file, so a user sees them all at once. The index records, per video, the
 frames, the size, the ids present and, per id, the frames it appears in and its mean area; plus a
-deterministic train/val split by video.
+deterministic train/val split by video. `vcseg ingest` writes the index to the current folder
+(`default_index_path`) unless told otherwise: nothing is ever written into the dataset.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from vcseg.errors import Problem, ProblemReport, VcsegError
 from vcseg.io.frames import image_size, numbering_gaps, read_frame
 from vcseg.io.layouts import DatasetFiles, VideoFiles, find_dataset
-from vcseg.io.masks import MaskKind, RgbIdMap, read_mask_with_kind
+from vcseg.io.masks import RGB_MASKS_OPTION_HINT, MaskKind, RgbIdMap, read_mask_with_kind
 
 INDEX_VERSION = 1
 
@@ -32,6 +33,12 @@ class IngestResult(ProblemReport):
     dataset: DatasetFiles
     index: dict[str, Any]
     problems: list[Problem] = field(default_factory=list)
+
+
+def default_index_path(root: str | os.PathLike[str]) -> Path:
+    """`./<dataset folder name>.vcseg_index.json`: in the current folder, never in the dataset,
+    which may be read-only or shared with others."""
+    return Path(f"{Path(root).resolve().name or 'dataset'}.vcseg_index.json")
 
 
 def _error(path: Path | None, message: str) -> Problem:
@@ -85,7 +92,7 @@ def index_video(video: VideoFiles, video_dir: Path, expect_masks: bool, sparse_m
     annotated = 0
     for stem, path in video.masks.items():
         try:
-            ids, kind = read_mask_with_kind(path, rgb_map=rgb_map)
+            ids, kind = read_mask_with_kind(path, rgb_map=rgb_map, rgb_hint=RGB_MASKS_OPTION_HINT)
         except VcsegError as error:
             problems.append(_error(path, str(error).removeprefix(f"{path}: ")))
             continue

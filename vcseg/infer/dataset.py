@@ -2,11 +2,14 @@
 
     predict_dataset("data/test", "pred", ["runs/a/checkpoints/last.pt"], "data/first_masks")
 
-writes `pred/<video>/<frame stem>.png` for every frame. Each video is written into a hidden
-temporary folder `pred/.<video>.partial` and renamed to `pred/<video>` when its last frame is
-done, so a video under its final name is always complete; a rerun skips the complete ones and
-redoes the rest. `shard=(i, n)` takes every n-th video from the i-th (under torchrun: RANK of
-WORLD_SIZE). Per-video frames, seconds, frames/s and peak memory go to `pred/.predict_log.json`
+writes `pred/<video>/<frame stem>.png` for every frame. The output folder is predict's own
+(`vcseg.infer.output`): one run at a time holds its lock, each video is written into a hidden
+temporary folder and moved into `pred/<video>` when its last frame is done, and a record of what
+made it (checkpoints, options, frames, first masks) and of every PNG's digest lets a rerun skip
+exactly the videos that would come out the same, and redo the others with the reason. Files
+predict did not write are never deleted or replaced (unless `overwrite`, for the PNG names it
+writes). `shard=(i, n)` takes every n-th video from the i-th (under torchrun: RANK of WORLD_SIZE).
+Per-video frames, seconds, frames/s and peak memory go to `pred/.predict_log.json`
 (`.predict_log.shard-i-of-n.json` per shard), merged with what earlier runs wrote there. The log
 is hidden so that `vcseg pack pred` sees only the video folders.
 """
@@ -16,27 +19,32 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
+from vcseg import __version__
 from vcseg.errors import VcsegError
 from vcseg.infer.discovery import Discovery, DiscoveryOptions, network_proposer, relabel, split_shots
 from vcseg.infer.models import ModelSource, inference_models, resolve_checkpoints
-from vcseg.infer.options import PredictOptions, parse_shard
+from vcseg.infer.options import PredictOptions
+from vcseg.infer.output import (PredictOutput, check_not_inside_inputs, file_digest, frames_digest, masks_digest,
+                                parse_shard)
 from vcseg.infer.propagate import GivenMasks, ObjectSource, VideoStats, propagate
 from vcseg.io.atomic import write_json_atomic
 from vcseg.io.frames import read_frame
 from vcseg.io.layouts import VideoFiles, find_dataset, find_mask_videos
 from vcseg.io.masks import read_mask, write_mask
+from vcseg.io.outputs import check_writable_dir
+from vcseg.io.predict_files import predict_log_name
 
-PARTIAL_SUFFIX = ".partial"
+RESUME_MODES = ("auto", "never")
 
 ObjectSourceFactory = Callable[[VideoFiles], "ObjectSource | Discovery"]
 
@@ -56,7 +64,9 @@ class PredictSummary:
 
     out: Path
     predicted: list[str] = field(default_factory=list)  # videos written by this call
-    skipped: list[str] = field(default_factory=list)  # complete from an earlier run
+    skipped: list[str] = field(default_factory=list)  # complete from an earlier run, made the same way
+    redone: dict[str, str] = field(default_factory=dict)  # video -> why an earlier result was not kept
+    warnings: list[str] = field(default_factory=list)  # e.g. video folders without frames
     frames: int = 0  # frames predicted by this call
     seconds: float = 0.0
     log_path: Path | None = None
@@ -64,13 +74,7 @@ class PredictSummary:
 
 
 def log_path(out: Path, shard: tuple[int, int]) -> Path:
-    index, count = shard
-    return out / (".predict_log.json" if count == 1 else f".predict_log.shard-{index}-of-{count}.json")
-
-
-def is_complete(video_dir: Path, stems: Sequence[str]) -> bool:
-    """True when `video_dir` holds a PNG for every stem."""
-    return video_dir.is_dir() and all((video_dir / f"{stem}.png").is_file() for stem in stems)
+    return out / predict_log_name(shard)
 
 
 def shard_videos(videos: Sequence[VideoFiles], shard: tuple[int, int]) -> list[VideoFiles]:
@@ -84,7 +88,8 @@ def predict_dataset(frames_root: str | os.PathLike[str], out: str | os.PathLike[
                     options: PredictOptions = PredictOptions(), *, shard: tuple[int, int] | None = None,
                     object_sources: ObjectSourceFactory | None = None,
                     discovery: DiscoveryOptions | None = None, proposals: Any = None,
-                    progress: PredictProgress | None = None) -> PredictSummary:
+                    progress: PredictProgress | None = None, resume: str = "auto", overwrite: bool = False,
+                    notify: Callable[[str], None] | None = None) -> PredictSummary:
     """Predict every video under `frames_root` into `out/<video>/<stem>.png`; returns a summary.
 
     frames_root: any layout `find_dataset` reads. first_masks_root: `<video>/<stem>.png` masks
@@ -92,18 +97,27 @@ def predict_dataset(frames_root: str | os.PathLike[str], out: str | os.PathLike[
     Without it, `object_sources` (video -> object source) says where objects come from, or else
     the people are found by the proposal network (`proposals`: a path or a loaded network; None:
     the first checkpoint that holds one) with `discovery` settings, and at most 8 ids are written.
-    checkpoints: paths or loaded models (an equal-weight ensemble); none: weights/default.pt.
+    checkpoints: paths or loaded models (an equal-weight ensemble); none: the default weights.
     shard: (index, count); None: torchrun's RANK / WORLD_SIZE, or the whole dataset.
+    resume: "auto" skips a video whose earlier result was made the same way and is intact, and
+    redoes the others, saying why through `notify`; "never" redoes every video. overwrite: replace
+    PNGs at the names predict writes even when predict did not write them (else: an error).
     """
     out = Path(out)
+    if resume not in RESUME_MODES:
+        raise VcsegError(f"--resume {resume!r} is unknown; choose one of {', '.join(RESUME_MODES)}")
     checkpoints = resolve_checkpoints(checkpoints)
     for source in checkpoints:
         if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
             raise VcsegError(f"{source}: checkpoint not found; give the path of a .pt file from vcseg train")
+    check_not_inside_inputs(out, {"--video-dir": frames_root, "--first-masks": first_masks_root})
     dataset = find_dataset(frames_root)
     videos = [video for video in dataset.videos if video.frames]
+    warnings = [f"{dataset.frames_root / video.name}: no frames; no masks written for it"
+                for video in dataset.videos if not video.frames]
     if not videos:
         raise VcsegError(f"{frames_root}: no video with frames; expected <video>/*.jpg or JPEGImages/<video>/*.jpg")
+    given: dict[str, dict[str, Path]] = {}
     if first_masks_root is not None:
         given = find_mask_videos(first_masks_root)
         for video in videos:
@@ -114,54 +128,94 @@ def predict_dataset(frames_root: str | os.PathLike[str], out: str | os.PathLike[
         def object_sources(video: VideoFiles) -> ObjectSource:
             masks = given[video.name]
             return GivenMasks({i: masks[stem] for i, stem in enumerate(video.frames) if stem in masks})
+        mode = "first masks"
     elif object_sources is None:
         discovery = discovery or DiscoveryOptions()
-        proposal_model = _proposal_network(proposals, checkpoints)
+        proposal_model, proposal_digest = _proposal_network(proposals, checkpoints)
+        mode = "discovery"
+    else:
+        mode = f"custom object sources {uuid.uuid4()}"  # nothing to compare: never skipped
+    check_writable_dir(out, "--out")
 
     shard = parse_shard(None) if shard is None else shard
-    summary = PredictSummary(out=out, shard=shard, log_path=log_path(out, shard))
+    summary = PredictSummary(out=out, shard=shard, log_path=log_path(out, shard), warnings=warnings)
+    say = notify or (lambda message: None)
+    for warning in warnings:
+        say(f"warning: {warning}")
     mine = shard_videos(videos, shard)
-    # Complete videos (an earlier run) are known before starting, so the frame bar counts only
-    # the frames left to predict.
-    complete = {video.name for video in mine if is_complete(out / video.name, video.stems)}
-    if progress is not None:
-        progress.start(len(mine), sum(len(video.frames) for video in mine if video.name not in complete))
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with inference_models(checkpoints, options) as (models, device, dtype):
-        if object_sources is None:
-            proposal_model.to(device).eval()
+    output = PredictOutput(out, shard)
+    with output.locked():
+        output.clean_leftovers([video.name for video in mine])
+        if not overwrite:
+            foreign = [path for video in mine for path in output.foreign_files(video.name, video.stems)]
+            if foreign:
+                raise VcsegError(f"{foreign[0]}: not written by vcseg predict into this output"
+                                 + (f" ({len(foreign)} such files)" if len(foreign) > 1 else "")
+                                 + "; choose another --out, or pass --overwrite to replace them")
+        started = time.perf_counter()
+        with inference_models(checkpoints, options) as (models, device, dtype):
+            run = {"vcseg": __version__, "mode": mode, "checkpoints": [_model_digest(c) for c in checkpoints],
+                   "options": {**asdict(options), "device": device.type, "autocast": str(dtype)}}
+            if mode == "discovery":
+                run["discovery"] = asdict(discovery)
+                run["proposals"] = proposal_digest
+            # through JSON, so that it compares equal to a record read back (tuples become lists)
+            fingerprints = json.loads(json.dumps(
+                {video.name: {"run": run, "frames": frames_digest(video.frames),
+                              "first_masks": masks_digest(given[video.name]) if given else None}
+                 for video in mine}, default=str))
+            todo = []
+            for video in mine:
+                reason = (output.why_redo(video.name, video.stems, fingerprints[video.name])
+                          if resume == "auto" else "--resume never")
+                if reason is None:
+                    continue
+                todo.append(video.name)
+                if reason != "not predicted yet":
+                    summary.redone[video.name] = reason
+                    say(f"{video.name}: predicting again ({reason})")
+            if progress is not None:
+                progress.start(len(mine), sum(len(video.frames) for video in mine if video.name in todo))
+            if mode == "discovery":
+                proposal_model.to(device).eval()
 
-            def object_sources(video: VideoFiles) -> Discovery:
-                return Discovery(network_proposer(proposal_model, discovery.proposal_size or options.size, dtype),
-                                 discovery)
+                def object_sources(video: VideoFiles) -> Discovery:
+                    return Discovery(network_proposer(proposal_model, discovery.proposal_size or options.size,
+                                                      dtype), discovery)
 
-        for video in mine:
-            if video.name in complete:
-                summary.skipped.append(video.name)
+            for video in mine:
+                if video.name not in todo:
+                    summary.skipped.append(video.name)
+                    if progress is not None:
+                        progress.video_done(video.name, skipped=True)
+                    continue
                 if progress is not None:
-                    progress.video_done(video.name, skipped=True)
-                continue
-            if progress is not None:
-                progress.video_started(video.name, len(video.frames))
-            record = _predict_one(video, out, models, object_sources(video), options, device, dtype, progress)
-            _merge_log(summary.log_path, video.name, record, options, len(models))
-            summary.predicted.append(video.name)
-            summary.frames += record["frames"]
-            if progress is not None:
-                progress.video_done(video.name, skipped=False)
-    summary.seconds = time.perf_counter() - started
+                    progress.video_started(video.name, len(video.frames))
+                record = _predict_one(video, output, models, object_sources(video), options, device, dtype,
+                                      progress)
+                output.finish(video.name, video.stems, fingerprints[video.name], overwrite=overwrite)
+                _merge_log(summary.log_path, video.name, record, options, len(models))
+                summary.predicted.append(video.name)
+                summary.frames += record["frames"]
+                if progress is not None:
+                    progress.video_done(video.name, skipped=False)
+        summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _predict_one(video: VideoFiles, out: Path, models: list, object_source: ObjectSource,
+def _model_digest(source: ModelSource) -> str:
+    """What identifies a model across runs: its checkpoint file's digest. A model handed over in
+    memory has none, so a result it made is never taken for this run's."""
+    if isinstance(source, (str, os.PathLike)):
+        return file_digest(source)
+    return f"in-memory model {uuid.uuid4()}"
+
+
+def _predict_one(video: VideoFiles, output: PredictOutput, models: list, object_source: ObjectSource,
                  options: PredictOptions, device: torch.device, dtype: torch.dtype | None,
                  progress: PredictProgress | None) -> dict[str, Any]:
-    """Write one video's masks through a temporary folder; returns its log record."""
-    partial = out / f".{video.name}{PARTIAL_SUFFIX}"
-    if partial.exists():  # an interrupted earlier run: start the video again
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+    """Write one video's masks into its temporary folder; returns its log record."""
+    partial = output.start(video.name)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -186,10 +240,6 @@ def _predict_one(video: VideoFiles, out: Path, models: list, object_source: Obje
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
-    final = out / video.name
-    if final.exists():  # incomplete (complete ones were skipped): replace it whole
-        shutil.rmtree(final)
-    os.replace(partial, final)
     rss = _peak_rss_bytes()
     # Seconds keep microseconds so that frames / seconds, recomputed from the log, agrees with the
     # logged fps (at millisecond rounding a 40 ms video read back 1% off).
@@ -223,18 +273,19 @@ def _discover(models: list, video: VideoFiles, discovery: Discovery, options: Pr
             yield ids
 
 
-def _proposal_network(proposals: Any, checkpoints: Sequence[ModelSource]) -> torch.nn.Module:
-    """The proposal network: given (path or module), or from the first checkpoint holding one."""
+def _proposal_network(proposals: Any, checkpoints: Sequence[ModelSource]) -> tuple[torch.nn.Module, str]:
+    """The proposal network, given (path or module) or from the first checkpoint holding one, and
+    the digest of the file it came from."""
     from vcseg.train.checkpoint import load_checkpoint
     from vcseg.train.loop import load_proposal_network
 
     if isinstance(proposals, torch.nn.Module):
-        return proposals
+        return proposals, _model_digest(proposals)
     if proposals is not None:
-        return load_proposal_network(proposals)[0]
+        return load_proposal_network(proposals)[0], _model_digest(proposals)
     for source in checkpoints:
         if isinstance(source, (str, os.PathLike)) and "proposals" in load_checkpoint(source)["models"]:
-            return load_proposal_network(source)[0]
+            return load_proposal_network(source)[0], _model_digest(source)
     raise VcsegError("no mask given and no proposal network to find the people: pass --first-masks MASKS_ROOT, "
                      "or a checkpoint holding a proposal network (make weights; vcseg export --proposals)")
 

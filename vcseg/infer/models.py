@@ -14,20 +14,33 @@ from vcseg.infer.options import PredictOptions, resolve_device
 from vcseg.model.network import MemoryNetwork
 from vcseg.train.loop import autocast_dtype, load_memory_network
 
-DEFAULT_WEIGHTS = Path("weights") / "default.pt"
+DEFAULT_WEIGHTS_ENV = "VCSEG_WEIGHTS"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "default.pt"  # beside the package
 
 ModelSource = MemoryNetwork | str | os.PathLike
 
 
+def default_weights_candidates() -> list[Path]:
+    """Where the default weights are looked for, in order: $VCSEG_WEIGHTS, the checkout the
+    package runs from (so any working folder finds them), then ./weights/default.pt."""
+    candidates = [Path(os.environ[DEFAULT_WEIGHTS_ENV])] if os.environ.get(DEFAULT_WEIGHTS_ENV) else []
+    return candidates + [DEFAULT_WEIGHTS, Path("weights") / "default.pt"]
+
+
 def resolve_checkpoints(checkpoints: Sequence[ModelSource]) -> list[ModelSource]:
-    """The given checkpoints/models, or `weights/default.pt` when none is given and it exists."""
+    """The given checkpoints/models, or the default weights when none is given and they exist."""
     if checkpoints:
         return list(checkpoints)
-    if DEFAULT_WEIGHTS.is_file():
-        return [DEFAULT_WEIGHTS]
-    raise VcsegError(f"no --checkpoint given and no default weights at {DEFAULT_WEIGHTS}; train a model "
-                     "(`make weights`, or `vcseg train --config configs/demo.toml --out runs/demo`) and pass "
-                     "--checkpoint runs/demo/checkpoints/last.pt")
+    if os.environ.get(DEFAULT_WEIGHTS_ENV) and not Path(os.environ[DEFAULT_WEIGHTS_ENV]).is_file():
+        raise VcsegError(f"{os.environ[DEFAULT_WEIGHTS_ENV]}: no such checkpoint (from ${DEFAULT_WEIGHTS_ENV}); "
+                         "fix the variable or unset it")
+    candidates = default_weights_candidates()
+    for path in candidates:
+        if path.is_file():
+            return [path]
+    raise VcsegError(f"no --checkpoint given and no default weights (looked in {', '.join(map(str, candidates))}); "
+                     f"set {DEFAULT_WEIGHTS_ENV}=PATH, or train a model (`make weights`, or `vcseg train --config "
+                     "configs/demo.toml --out runs/demo`) and pass --checkpoint runs/demo/checkpoints/last.pt")
 
 
 @contextlib.contextmanager

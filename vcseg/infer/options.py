@@ -9,6 +9,7 @@ import torch
 
 from vcseg.config import PRECISIONS
 from vcseg.errors import VcsegError
+from vcseg.infer.output import parse_shard  # noqa: F401  (kept importable from here)
 
 
 @dataclass(frozen=True)
@@ -66,19 +67,6 @@ def parse_scales(text: str) -> tuple[float, ...]:
     if not scales:
         raise VcsegError("--scales needs at least one scale, e.g. 1.0")
     return scales
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """'i/n' -> (i, n) with 0 <= i < n; None -> this torchrun rank's share (RANK/WORLD_SIZE), else (0, 1)."""
-    if text is None:
-        return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise VcsegError(f"--shard {text!r}: write INDEX/COUNT, e.g. 0/4 for the first of four shards") from None
-    if count < 1 or not 0 <= index < count:
-        raise VcsegError(f"--shard {text!r}: INDEX must be in 0..COUNT-1 and COUNT at least 1")
-    return index, count
 
 
 def resolve_device(requested: str) -> torch.device:

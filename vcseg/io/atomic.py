@@ -15,12 +15,15 @@ from typing import Any
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success it is renamed onto `target`.
 
-    The temporary file lives in the same directory so the final `os.replace` is atomic.
+    The temporary file lives in the same directory so the final `os.replace` is atomic, and its
+    name (`.<target>.<random>.<pid>.tmp`) carries the writer's pid, so that the file of a killed
+    writer can be told from a live one's and cleaned (`vcseg.io.outputs.remove_orphan_temporaries`).
     On an exception the temporary file is removed and `target` is left untouched.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".{os.getpid()}.tmp",
+                                   dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; results are ordinary files

@@ -6,10 +6,12 @@ On disk masks come in several shapes, and `read_mask` turns each into ids:
 - indexed PNG (mode P): the palette index is the id (the DAVIS / competition format);
 - 8-bit grayscale (mode L) or bilevel (mode 1): the value is the id;
 - binary 0/255 masks (mode L holding only 0 and 255): 255 becomes id 1, unless the caller asks
-  for raw values (the DAVIS protocols, where 255 in ground truth means "void");
+  for raw values (the scorer, where 255 in ground truth may mean DAVIS' "void");
 - 16-bit masks: read when every id fits in 8 bits, refused otherwise;
 - RGB masks: refused with an explanation, unless an `RgbIdMap` is given that maps each colour
-  to an id consistently across a video's frames.
+  to an id consistently across a video's frames. Only the caller knows whether its command has
+  a way to map colours (`vcseg ingest --rgb-masks`), so the refusal adds the caller's `rgb_hint`
+  (`RGB_MASKS_OPTION_HINT` for ingest) and otherwise names no option.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from vcseg.errors import VcsegError
 from vcseg.io.atomic import atomic_path
 
 MAX_ID = 255
+
+#: The `rgb_hint` of a command that has `--rgb-masks` (only `vcseg ingest` has it).
+RGB_MASKS_OPTION_HINT = "or pass --rgb-masks to map each colour to an id"
 
 
 def davis_palette() -> np.ndarray:
@@ -84,18 +89,21 @@ class RgbIdMap:
 
 
 def read_mask(path: str | os.PathLike[str], *, binary_to_id: bool = True,
-              rgb_map: RgbIdMap | None = None) -> np.ndarray:
+              rgb_map: RgbIdMap | None = None, rgb_hint: str | None = None) -> np.ndarray:
     """Read a mask file as an `(H, W)` uint8 array of instance ids. See `read_mask_with_kind`."""
-    return read_mask_with_kind(path, binary_to_id=binary_to_id, rgb_map=rgb_map)[0]
+    return read_mask_with_kind(path, binary_to_id=binary_to_id, rgb_map=rgb_map, rgb_hint=rgb_hint)[0]
 
 
 def read_mask_with_kind(path: str | os.PathLike[str], *, binary_to_id: bool = True,
-                        rgb_map: RgbIdMap | None = None) -> tuple[np.ndarray, MaskKind]:
+                        rgb_map: RgbIdMap | None = None,
+                        rgb_hint: str | None = None) -> tuple[np.ndarray, MaskKind]:
     """Read a mask file as ids and say how the file stored them.
 
     binary_to_id: a grayscale mask holding only 0 and 255 becomes 0/1 (True), or keeps 255
-        (False: the DAVIS protocols treat 255 in ground truth as void).
+        (False: the scorer decides what 255 in ground truth means).
     rgb_map: maps colours to ids for RGB masks; without it an RGB mask is an error.
+    rgb_hint: appended to that error, for a command that offers a way out (e.g.
+        `RGB_MASKS_OPTION_HINT`); None where the command has none.
     Raises VcsegError naming the file for anything unreadable or not convertible.
     """
     path = Path(path)
@@ -104,7 +112,7 @@ def read_mask_with_kind(path: str | os.PathLike[str], *, binary_to_id: bool = Tr
             image.load()
             mode = image.mode
             if mode in ("RGB", "RGBA"):
-                return _rgb_to_ids(np.asarray(image.convert("RGB")), path, rgb_map), MaskKind.RGB
+                return _rgb_to_ids(np.asarray(image.convert("RGB")), path, rgb_map, rgb_hint), MaskKind.RGB
             if mode == "LA":
                 image = image.getchannel("L")
                 mode = "L"
@@ -144,10 +152,10 @@ def _is_binary_255(array: np.ndarray) -> bool:
     return int(counts[0] + counts[255]) == array.size
 
 
-def _rgb_to_ids(rgb: np.ndarray, path: Path, rgb_map: RgbIdMap | None) -> np.ndarray:
+def _rgb_to_ids(rgb: np.ndarray, path: Path, rgb_map: RgbIdMap | None, rgb_hint: str | None) -> np.ndarray:
     if rgb_map is None:
-        raise VcsegError(f"{path}: RGB mask; save it as an indexed PNG (mode P, pixel = person id) "
-                         "or pass --rgb-masks to map each colour to an id")
+        raise VcsegError(f"{path}: RGB mask; save it as an indexed PNG (mode P, pixel = person id)"
+                         + (f" {rgb_hint}" if rgb_hint else ""))
     packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
     colours, inverse = np.unique(packed.ravel(), return_inverse=True)
     lookup = np.array([rgb_map.id_for(((c >> 16) & 255, (c >> 8) & 255, c & 255), path)

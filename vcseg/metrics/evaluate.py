@@ -37,9 +37,10 @@ class VideoJob:
     missing_as_empty: bool
 
 
-def _read_gt(path: Path, protocol: str) -> np.ndarray:
-    # DAVIS protocols keep 255 as is (void / background); tianchi reads 0/255 masks as id 1
-    return read_mask(path, binary_to_id=protocol == "tianchi")
+def _read_gt(path: Path) -> np.ndarray:
+    # 255 kept as is for every protocol: what it means (void, background, or person 1 in binary
+    # 0/255 masks) is the protocol's decision, and tianchi makes it over the whole video, not per file
+    return read_mask(path, binary_to_id=False)
 
 
 def _read_pred(job: VideoJob, index: int, gt: np.ndarray) -> np.ndarray:
@@ -59,7 +60,7 @@ def _read_pred(job: VideoJob, index: int, gt: np.ndarray) -> np.ndarray:
 
 def score_job(job: VideoJob) -> VideoScore:
     """Read one video's masks and score it (runs in a worker process)."""
-    gt_frames = [_read_gt(path, job.protocol) for path in job.gt_paths]
+    gt_frames = [_read_gt(path) for path in job.gt_paths]
     # davis-semi never looks at the first and last frame's prediction
     scored = range(1, len(gt_frames) - 1) if job.protocol == "davis-semi" else range(len(gt_frames))
     pred_frames: list[np.ndarray | None] = [None] * len(gt_frames)

@@ -6,7 +6,11 @@ Protocols:
   one to GT ids by the Hungarian algorithm on the video-level mean IoU (`match="jf"`: on
   (J_mean + F_mean) / 2); an unmatched GT person scores 0 (J = F = 0 every frame); a prediction
   with more than 8 ids (counted over the scored frames) makes the video invalid, and all its
-  persons score 0.
+  persons score 0. GT 255 is decided per video: the competition's person ids are small
+  integers 1..N and never 255, so where a video's GT holds 255 beside real ids, 255 is DAVIS'
+  void (not a person; cut out of the prediction for J and out of both masks before F, as
+  davis-unsup does), while a video whose GT holds no id but 255 is a set of binary 0/255 masks
+  and 255 is person 1. Predicted ids on void pixels still count toward the 8-id limit.
 - `davis-unsup` (DAVIS 2017 unsupervised): every frame scored; GT 255 is void (left out of J,
   cut out of both masks before the boundary); proposals 1..max id (at most 20) are matched on
   (J_mean + F_mean) / 2; a GT object left without a proposal is scored against an empty mask.
@@ -150,7 +154,8 @@ def score_video(name: str, pred_frames: Sequence[np.ndarray | None], gt_frames: 
                 protocol: str = "tianchi", match: str = "iou") -> VideoScore:
     """Score one video: `pred_frames[t]` against `gt_frames[t]`, `(H, W)` uint8 id maps.
 
-    Ground truth is read with 255 kept as is (void / background) for the DAVIS protocols.
+    Ground truth keeps 255 as read: void or background under the DAVIS protocols; under tianchi
+    void, or person 1 in a video of binary 0/255 masks (`tianchi_ground_truth`).
     Under davis-semi the first and last frames are not scored (their predictions may be None).
     Raises VcsegError for predictions the DAVIS protocols refuse (too many or unknown ids).
     """
@@ -186,13 +191,32 @@ def _objects(gt_ids: Sequence[int], pred_ids: Sequence[int], assignment: dict[in
     return objects
 
 
+def tianchi_ground_truth(gt_frames: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """The GT frames as tianchi scores them, and the per-frame void masks (None: no void).
+
+    Decided over the whole video, so that a frame showing only void beside frames with persons
+    cannot turn void into person 1: no 255 at all, nothing to do; 255 the only non-zero value,
+    binary masks (255 becomes id 1); 255 beside other ids, void.
+    """
+    present = ids_present(gt_frames)
+    if VOID_ID not in present:
+        return list(gt_frames), None
+    if present == [VOID_ID]:
+        return [(gt == VOID_ID).astype(np.uint8) for gt in gt_frames], None
+    return list(gt_frames), [gt == VOID_ID for gt in gt_frames]
+
+
 def _score_tianchi(name: str, pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
                    match: str) -> VideoScore:
     _check_shapes(name, pred_frames, gt_frames)
     n_frames = len(gt_frames)
-    counts = [FrameCounts.of(pred, gt) for pred, gt in zip(pred_frames, gt_frames)]
-    gt_ids = sorted(set().union(*(frame.gt_ids() for frame in counts)))
+    gt_frames, voids = tianchi_ground_truth(gt_frames)
+    scored = cut_void(pred_frames, voids)
+    counts = [FrameCounts.of(pred, gt) for pred, gt in zip(scored, gt_frames)]
+    gt_ids = sorted(set().union(*(frame.gt_ids() for frame in counts)) - {VOID_ID})
     pred_ids = sorted(set().union(*(frame.pred_ids() for frame in counts)))
+    if voids is not None:  # cutting void may hide ids from the counts; the 8-id rule sees them as submitted
+        pred_ids = ids_present(pred_frames)
     if len(pred_ids) > TIANCHI_MAX_IDS:
         objects = [ObjectScore(g, None, np.zeros(n_frames), np.zeros(n_frames)) for g in gt_ids]
         return VideoScore(name, False, objects, n_frames,
@@ -201,12 +225,12 @@ def _score_tianchi(name: str, pred_frames: Sequence[np.ndarray], gt_frames: Sequ
         return VideoScore(name, True, _objects(gt_ids, pred_ids, {}, None, None, set(), n_frames), n_frames)
     j = video_pair_j(counts, pred_ids, gt_ids)
     if match == "jf":
-        f = video_pair_f(pred_frames, gt_frames, pred_ids, gt_ids)
+        f = video_pair_f(scored, gt_frames, pred_ids, gt_ids)
         assignment = hungarian_match((j.mean(axis=2) + f.mean(axis=2)) / 2)
     else:
         assignment = hungarian_match(j.mean(axis=2))
         # F only for the pairs that count
-        f = video_pair_f(pred_frames, gt_frames, pred_ids, gt_ids, [(p, g) for g, p in assignment.items()])
+        f = video_pair_f(scored, gt_frames, pred_ids, gt_ids, [(p, g) for g, p in assignment.items()])
     return VideoScore(name, True, _objects(gt_ids, pred_ids, assignment, j, f, set(pred_ids), n_frames),
                       n_frames)
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vcseg.errors import Problem, VcsegError
+from vcseg.io.outputs import check_writable_file
 from vcseg.pack.png import indexed_png
 from vcseg.pack.sources import FolderSource, ZipSource
-from vcseg.pack.validate import Progress, Validation, expected_frames, validate_source
+from vcseg.pack.validate import Progress, Validation, find_test_videos, validate_source
 from vcseg.pack.zipwrite import write_zip
 
 
@@ -55,17 +56,17 @@ class PackSummary:
 def validate_predictions(pred_dir: str | os.PathLike[str], frames_root: str | os.PathLike[str], *,
                          fix: bool = False, progress: Progress | None = None) -> Validation:
     """The full validation of a predictions folder against the test frames."""
-    frames = expected_frames(frames_root)
+    frames, empty = find_test_videos(frames_root)
     with FolderSource(pred_dir) as source:
-        return validate_source(source, frames, fix=fix, progress=progress)
+        return validate_source(source, frames, fix=fix, progress=progress, empty_videos=empty)
 
 
 def validate_zip(zip_path: str | os.PathLike[str], frames_root: str | os.PathLike[str], *,
                  progress: Progress | None = None) -> Validation:
     """The full validation of a finished zip (read in memory) against the test frames."""
-    frames = expected_frames(frames_root)
+    frames, empty = find_test_videos(frames_root)
     with ZipSource(zip_path) as source:
-        return validate_source(source, frames, progress=progress)
+        return validate_source(source, frames, progress=progress, empty_videos=empty)
 
 
 def check_predictions(pred_dir: str | os.PathLike[str], frames_root: str | os.PathLike[str], *,
@@ -88,7 +89,8 @@ def write_submission(pred_dir: str | os.PathLike[str], frames_root: str | os.Pat
                      progress: Progress | None = None) -> PackSummary:
     """Validate `pred_dir` against the test frames and write the submission zip `out`.
 
-    Nothing is written unless validation finds no error: then SubmissionInvalid lists them all.
+    `out` is checked writable before anything is read (VcsegError naming it otherwise). Nothing is
+    written unless validation finds no error: then SubmissionInvalid lists them all.
     PNG bytes are copied as they are; with `fix`, L and 1-bit masks are re-encoded as indexed
     PNGs (0/255 binary: 255 becomes id 1; other values are kept as ids). The zip is deterministic
     and replaces `out` atomically. `progress(done, total)` is called through the checks, then
@@ -97,9 +99,10 @@ def write_submission(pred_dir: str | os.PathLike[str], frames_root: str | os.Pat
     out = Path(out)
     if out.is_dir():
         raise VcsegError(f"{out}: is a directory; give the zip's file name, e.g. {out / 'submission.zip'}")
-    frames = expected_frames(frames_root)
+    check_writable_file(out, "--out")  # before the checks, which read every PNG
+    frames, empty = find_test_videos(frames_root)
     with FolderSource(pred_dir) as source:
-        validation = validate_source(source, frames, fix=fix, progress=progress)
+        validation = validate_source(source, frames, fix=fix, progress=progress, empty_videos=empty)
         if not validation.ok:
             raise SubmissionInvalid(_refusal(source.root, validation.errors, f"{out} not written"),
                                     validation.problems)

@@ -5,6 +5,9 @@ test frames and returns every problem at once, plus the plan of what goes into t
 
 - layout: one folder per test video at the top level, `<video>/<frame stem>.png`, nothing else
   (a wrapper folder, extra files, extra videos, missing videos and missing frames are reported);
+  in a predictions folder, hidden files are a warning and not packed, except `vcseg predict`'s
+  own logs and state (`vcseg.io.predict_files`), skipped without a word; a test video folder
+  without frames is a warning (it takes no masks, the zip has no folder for it);
 - per PNG: a readable PNG, single channel (P or L; see `vcseg.pack.png`), the frame's size;
 - per video: at most `MAX_IDS_PER_VIDEO` distinct nonzero ids over all its frames.
 """
@@ -13,13 +16,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from vcseg.errors import Problem, ProblemReport, VcsegError
 from vcseg.io.frames import MASK_SUFFIX, frame_sort_key, image_size
 from vcseg.io.layouts import find_dataset
+from vcseg.io.predict_files import is_predict_bookkeeping
 from vcseg.pack.png import PngFindings, inspect_png
 from vcseg.pack.sources import MaskSource
 
@@ -56,14 +60,16 @@ class Validation(ProblemReport):
         return not self.errors
 
 
-def expected_frames(frames_root: str | os.PathLike[str]) -> dict[str, dict[str, Path]]:
-    """The test set's frames, {video: {stem: jpg path}}, for any layout `find_dataset` reads."""
+def find_test_videos(frames_root: str | os.PathLike[str]) -> tuple[dict[str, dict[str, Path]], dict[str, Path]]:
+    """The test set's frames, {video: {stem: jpg path}}, for any layout `find_dataset` reads, and
+    the video folders that hold no frame, {video: folder} (reported, never silently dropped)."""
     dataset = find_dataset(frames_root)
     videos = {video.name: video.frames for video in dataset.videos if video.frames}
     if not videos:
         raise VcsegError(f"{frames_root}: no test frames found; expected {frames_root}/<video>/*.jpg "
                          f"or {frames_root}/JPEGImages/<video>/*.jpg")
-    return videos
+    empty = {video.name: dataset.frames_root / video.name for video in dataset.videos if not video.frames}
+    return videos, empty
 
 
 def _error(path: Path | None, message: str) -> Problem:
@@ -90,10 +96,18 @@ def find_wrapper(names: list[str], videos: set[str]) -> str | None:
 
 
 def validate_source(source: MaskSource, frames: dict[str, dict[str, Path]], *, fix: bool = False,
-                    progress: Progress | None = None) -> Validation:
+                    progress: Progress | None = None,
+                    empty_videos: Mapping[str, Path] | None = None) -> Validation:
     """Check `source` against the test `frames` ({video: {stem: jpg}}); never raises for per-file
-    problems, which are all collected in the result (errors first, then by file)."""
+    problems, which are all collected in the result (errors first, then by file).
+
+    empty_videos: the test set's video folders without frames ({video: folder}), each a warning.
+    """
     result = Validation()
+    empty_videos = empty_videos or {}
+    for video, folder in sorted(empty_videos.items()):
+        result.problems.append(Problem("warning", folder, "no frames; no masks expected, the zip has "
+                                       "no folder for it"))
     names = source.names()
     for name, count in sorted(Counter(names).items()):
         if count > 1:
@@ -106,7 +120,7 @@ def validate_source(source: MaskSource, frames: dict[str, dict[str, Path]], *, f
                                       "(`<video>/<frame>.png`); zip the video folders themselves, "
                                       "e.g. with vcseg pack"))
     inner = f"{wrapper}/" if wrapper is not None else ""
-    found = _place_files(source, list(dict.fromkeys(names)), frames, inner, result.problems)
+    found = _place_files(source, list(dict.fromkeys(names)), frames, inner, result.problems, empty_videos)
     _report_missing(source, frames, found, inner, result.problems)
     _check_masks(source, frames, found, inner, fix, progress, result)
     result.problems.sort(key=lambda p: (not p.is_error, str(p.path) if p.path is not None else ""))
@@ -114,13 +128,15 @@ def validate_source(source: MaskSource, frames: dict[str, dict[str, Path]], *, f
 
 
 def _place_files(source: MaskSource, names: list[str], frames: dict[str, dict[str, Path]], inner: str,
-                 problems: list[Problem]) -> dict[str, dict[str, str]]:
+                 problems: list[Problem], empty_videos: Mapping[str, Path]) -> dict[str, dict[str, str]]:
     """Sort each file into its test frame, {video: {stem: source name}}; report everything else
     (hidden files, extra videos, extra files)."""
     found: dict[str, dict[str, str]] = {}
     extra_videos: Counter[str] = Counter()  # folder -> files in it
     hidden: Counter[str] = Counter()  # first hidden file or folder -> files under it
     for name in names:
+        if not source.ships_every_file and is_predict_bookkeeping(name):
+            continue  # predict's logs and state: never packed, and no stray file to warn about
         parts = PurePosixPath(name).parts
         prefix = inner if inner and parts[0] == inner[:-1] and len(parts) > 1 else ""
         if prefix:
@@ -157,7 +173,13 @@ def _place_files(source: MaskSource, names: list[str], frames: dict[str, dict[st
             problems.append(Problem("warning", source.location(item),
                                     f"hidden ({count} file(s)); ignored, not packed"))
     for folder, count in sorted(extra_videos.items()):
-        problems.append(_error(source.location(folder), f"extra video: '{PurePosixPath(folder).name}' is "
+        video = PurePosixPath(folder).name
+        if video in empty_videos:  # its frames are missing here, so nothing about its masks can be checked
+            problems.append(_error(source.location(folder), f"extra video: test video '{video}' has no "
+                                   f"frames in {empty_videos[video]} ({count} file(s) here); restore its "
+                                   "frames, or remove this folder"))
+            continue
+        problems.append(_error(source.location(folder), f"extra video: '{video}' is "
                                f"not a test video ({count} file(s)); remove it (the test set has "
                                f"{len(frames)} videos)"))
     return found
@@ -168,7 +190,7 @@ def _report_missing(source: MaskSource, frames: dict[str, dict[str, Path]],
     """One problem per test video without a folder, and per frame without its PNG."""
     for video in sorted(frames):
         if video not in found:
-            problems.append(_error(source.location(inner + video), f"missing video: no folder for test "
+            problems.append(_error(source.location(inner + video), f"missing video: no masks for test "
                                    f"video '{video}' ({len(frames[video])} frames); predict it and pack again"))
             continue
         for stem, frame in frames[video].items():

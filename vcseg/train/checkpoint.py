@@ -15,12 +15,20 @@ everything downstream sees ordinary state dicts.
 Inference reads "config" and "models" only, so a checkpoint stripped of "train" (or a training
 checkpoint) loads the same way. Files are written atomically: a crash mid-save keeps the previous
 checkpoint intact.
+
+A checkpoint holds plain values only (tensors, numbers, strings, lists, tuples, dicts), so it is
+read with `torch.load(weights_only=True)`: a `.pt` file is a pickle, and unpickling anything else
+can run code. The one exception is the numpy RNG state of checkpoints written before that rule,
+a uint32 numpy array: the numpy globals that array needs are allowed and nothing more. Anything
+else is refused with one line naming what the file holds.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +38,43 @@ import torch
 from vcseg.errors import VcsegError
 from vcseg.io.atomic import atomic_path
 
+try:
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # numpy < 1.26
+    from numpy.core.multiarray import _reconstruct
+
 FORMAT = "vcseg-checkpoint"
 VERSION = 1
 
 
+# What older checkpoints need beyond plain values: their numpy RNG state is a pickled uint32 array.
+# numpy 2 names the array reconstructor numpy._core.multiarray._reconstruct, numpy 1 numpy.core...;
+# both names are allowed so a checkpoint loads whichever numpy wrote it. (Named entries need torch >= 2.6.)
+_LEGACY_NUMPY_GLOBALS = [np.ndarray, np.dtype, type(np.dtype(np.uint32)),
+                         (_reconstruct, "numpy._core.multiarray._reconstruct"),
+                         (_reconstruct, "numpy.core.multiarray._reconstruct")]
+# How torch's weights-only unpickler names what it refused: a global, or a class it will not build.
+_REFUSED = re.compile(r"GLOBAL ([\w.]+)|but got <class '([\w.]+)'>")
+
+
 def rng_state() -> dict[str, Any]:
-    """The state of every random generator training touches (python, numpy, torch, cuda)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The state of every random generator training touches (python, numpy, torch, cuda), as plain
+    values: the numpy key array becomes an int64 tensor so the checkpoint needs no numpy to load."""
+    kind, key, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    numpy_state = (kind, torch.from_numpy(key.astype(np.int64)), int(position), int(has_gauss),
+                   float(cached_gaussian))
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore `rng_state()`; also reads older checkpoints, whose numpy key is a numpy array."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, key, position, has_gauss, cached_gaussian = state["numpy"]
+    key = np.asarray(key.numpy() if isinstance(key, torch.Tensor) else key).astype(np.uint32)
+    np.random.set_state((kind, key, position, has_gauss, cached_gaussian))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -73,10 +103,17 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise VcsegError(f"{path}: checkpoint not found")
     try:
-        # weights_only=False: the file holds RNG states and the config, written by vcseg itself
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(_LEGACY_NUMPY_GLOBALS):
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights only" not in str(error).lower():  # not a refusal: a damaged file
+            raise VcsegError(f"{path}: cannot read checkpoint ({_first_line(error)}); it may be truncated") from None
+        found = _REFUSED.search(str(error))
+        what = next(name for name in found.groups() if name) if found else "a pickled object"
+        raise VcsegError(f"{path}: refused to load: it holds {what} which a vcseg checkpoint never contains; "
+                         "it is not a vcseg checkpoint, or was tampered with (loading it could run code)") from None
     except Exception as error:
-        raise VcsegError(f"{path}: cannot read checkpoint ({error}); it may be truncated") from None
+        raise VcsegError(f"{path}: cannot read checkpoint ({_first_line(error)}); it may be truncated") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise VcsegError(f"{path}: not a vcseg checkpoint (no '{FORMAT}' header)")
     if payload.get("version", 0) > VERSION:
@@ -86,6 +123,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         payload["models"].setdefault(name, {}).update(
             {key: dequantize(entry["q"], entry["scale"]) for key, entry in tensors.items()})
     return payload
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 QUANTIZE_MIN_ELEMENTS = 1024  # small tensors (biases, norms) stay in floating point

@@ -8,11 +8,17 @@ Run directory:
     RUN/checkpoints/best.pt    the checkpoint with the best validation J&F (when validating)
     RUN/val.csv                step, J, F, J&F of each validation (when validating)
     RUN/tensorboard/           event files, when the tensorboard package is installed
+    RUN/.vcseg-train.lock      held by the training process (rank 0) while it runs
 
 Exact resume: every training clip is a pure function of (seed, its place in the whole run), the
 learning rate a pure function of the step, and the checkpoint holds the optimizer state, so a run
 resumed at step s computes the same step s+1 as an uninterrupted run. Under torchrun each process
 takes an interleaved share of every global batch; only rank 0 logs and writes.
+
+A resumed run may be given more steps (`resume_overrides=["train.steps=2000"]`) and other
+settings in `RESUMABLE_KEYS`, which change how long it goes on or how often it reports, never
+what the steps already done meant. From the step it resumes at, the schedules that follow the
+run's length (learning rate, frame skip, bootstrapping) follow the new length.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +38,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from vcseg.config import Config
+from vcseg.config import Config, load_config
 from vcseg.data.clips import ClipSampler
 from vcseg.errors import VcsegError
 from vcseg.io.atomic import write_bytes_atomic, write_json_atomic
+from vcseg.io.outputs import OutputLock, remove_orphan_temporaries
 from vcseg.model.network import MemoryNetwork, build_model
 from vcseg.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vcseg.train.distributed import DistInfo, mean_across_processes, setup_distributed, teardown_distributed
@@ -43,6 +50,12 @@ from vcseg.train.schedule import lr_factor
 from vcseg.train.tasks import make_task
 
 CONFIG_NAME, LOG_NAME, LAST_NAME, BEST_NAME, VAL_NAME = "config.json", "log.csv", "last.pt", "best.pt", "val.csv"
+LOCK_NAME = ".vcseg-train.lock"
+# Settings a resumed run may change: its length and how often it checkpoints, logs and validates.
+# Clips are a pure function of (seed, position), so the DataLoader's worker count changes nothing
+# either. Anything else (model, data, optimiser, schedule shape) would change what the steps already
+# done were.
+RESUMABLE_KEYS = ("train.steps", "train.checkpoint_every", "train.log_every", "train.val_every", "data.workers")
 Validate = Callable[[torch.nn.Module], dict[str, float]]  # model -> {"J_mean", "F_mean", "JF_mean"}
 
 
@@ -65,28 +78,59 @@ class StepResult:
 class TrainSummary:
     run_dir: Path
     steps_done: int
-    interrupted: bool
+    interrupted: bool  # stopped before train.steps (Ctrl-C or stop_after); --resume goes on
     last_checkpoint: Path
     history: list[StepResult]
+    total_steps: int = 0  # train.steps of the run
+    stopped_by: str | None = None  # "interrupt" (Ctrl-C), "stop_after", None when finished
 
 
 def checkpoint_path(run_dir: Path) -> Path:
     return run_dir / "checkpoints" / LAST_NAME
 
 
-def resolve_run_config(run_dir: Path, config: Config | None, resume: bool) -> Config:
-    """The config a run uses: the given one for a new run, the saved one when resuming."""
+def resolve_run_config(run_dir: Path, config: Config | None, resume: bool,
+                       resume_overrides: Sequence[str] = ()) -> Config:
+    """The config a run uses: the given one for a new run, the saved one when resuming (with
+    `resume_overrides` of `RESUMABLE_KEYS` applied)."""
     last = checkpoint_path(run_dir)
     if resume:
         if not last.is_file():
             raise VcsegError(f"{last}: nothing to resume; start the run without --resume")
-        return Config.from_dict(load_checkpoint(last)["config"], source=str(last))
+        state = load_checkpoint(last)
+        saved = Config.from_dict(state["config"], source=str(last))
+        return apply_resume_overrides(saved, resume_overrides, int(state.get("train", {}).get("step", 0)))
+    if resume_overrides:
+        raise VcsegError("resume_overrides apply to a resumed run only; put them in the config of a new run")
     if last.exists():
         raise VcsegError(f"{run_dir}: already holds a training run; pass --resume to continue it "
                          "or choose another --out")
     if config is None:
         raise VcsegError("a new run needs a config: pass --config CONFIG.toml")
     return config
+
+
+def apply_resume_overrides(config: Config, overrides: Sequence[str], steps_done: int) -> Config:
+    """`config` with `section.key=value` overrides of `RESUMABLE_KEYS`; VcsegError for any other
+    key, or for a train.steps the run has already reached."""
+    if not overrides:
+        return config
+    keys = [override.split("=", 1)[0].strip() for override in overrides]
+    refused = [key for key in keys if key not in RESUMABLE_KEYS]
+    if refused:
+        raise VcsegError(f"--set {refused[0]} cannot change a resumed run; with --resume only "
+                         f"{', '.join(RESUMABLE_KEYS)} may be set")
+    parsed = load_config(None, list(overrides))  # type-checks the values on the defaults
+    changes: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        section, name = key.split(".")
+        changes.setdefault(section, {})[name] = getattr(getattr(parsed, section), name)
+    extended = replace(config, **{section: replace(getattr(config, section), **values)
+                                  for section, values in changes.items()})
+    if extended.train.steps <= steps_done:
+        raise VcsegError(f"--set train.steps={extended.train.steps}: the run has already done {steps_done} steps; "
+                         f"give more than {steps_done} to continue it")
+    return extended
 
 
 def cpu_has_native_bf16() -> bool:
@@ -143,22 +187,31 @@ class _StopFlag:
 
 
 def train(config: Config | None, run_dir: str | os.PathLike[str], *, resume: bool = False,
-          stop_after: int | None = None,
+          resume_overrides: Sequence[str] = (), stop_after: int | None = None,
           on_step: Callable[[StepResult, float], None] | None = None,
           validate: Validate | None = None) -> TrainSummary:
     """Train the task's model into `run_dir` (see the module docstring).
 
+    resume_overrides: `section.key=value` changes of `RESUMABLE_KEYS` to a resumed run, e.g.
+        "train.steps=2000" to extend a finished one.
     stop_after: stop (with a checkpoint) once this many steps are done, as if interrupted.
     on_step: called on rank 0 after every step with its result and samples per second.
     validate: scores the model every `train.val_every` steps on rank 0 (`vcseg.validation`);
         the best score's checkpoint is kept as best.pt.
+
+    Rank 0 holds `RUN/.vcseg-train.lock` while it trains (a second training into the same run
+    fails with `OutputBusy`) and first deletes the temporary files killed saves left in RUN.
     """
     run_dir = Path(run_dir)
-    config = resolve_run_config(run_dir, config, resume)
+    config = resolve_run_config(run_dir, config, resume, resume_overrides)
     settings = config.train
     info = setup_distributed(settings.device)
     try:
-        return _train(config, run_dir, info, resume, stop_after, on_step, validate)
+        with OutputLock(run_dir / LOCK_NAME, "vcseg train") if info.is_master else nullcontext():
+            if info.is_master:
+                remove_orphan_temporaries(run_dir)
+                remove_orphan_temporaries(run_dir / "checkpoints")
+            return _train(config, run_dir, info, resume, stop_after, on_step, validate)
     finally:
         teardown_distributed()
 
@@ -193,6 +246,10 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
         model.load_state_dict(_task_state(state, task.name, last))
         optimizer.load_state_dict(state["train"]["optimizer"])
         scheduler.load_state_dict(state["train"]["scheduler"])
+        # the learning rate from the step, not the one the optimizer saved: they differ when
+        # --resume --set train.steps=N gave the schedule a new length (LambdaLR's own formula)
+        for group, base_lr, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+            group["lr"] = base_lr * factor(scheduler.last_epoch)
         scaler.load_state_dict(state["train"]["scaler"])
         set_rng_state(state["train"]["rng"])
         start_step = int(state["train"]["step"])
@@ -244,7 +301,7 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
     columns = ("step", "loss", *task.parts, "lr", "max_skip", "samples_per_s", "data_s", "compute_s")
     writer = _tensorboard(run_dir) if info.is_master else None
     history: list[StepResult] = []
-    step, interrupted = start_step, False
+    step, interrupted, stopped_by = start_step, False, None
     network.train()
     with _StopFlag() as stop, (open(run_dir / LOG_NAME, "a", newline="") if info.is_master else nullcontext()) as log:
         log_writer = csv.writer(log) if log is not None else None
@@ -294,13 +351,14 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
                 save(step)
             if stop.requested or (stop_after is not None and step >= stop_after):
                 interrupted = step < settings.steps
+                stopped_by = ("interrupt" if stop.requested else "stop_after") if interrupted else None
                 save(step)
                 break
             tick = time.perf_counter()
     if writer is not None:
         writer.close()
     return TrainSummary(run_dir=run_dir, steps_done=step, interrupted=interrupted, last_checkpoint=last,
-                        history=history)
+                        history=history, total_steps=settings.steps, stopped_by=stopped_by)
 
 
 def _task_state(state: dict[str, Any], name: str, path: Any) -> dict[str, torch.Tensor]:

@@ -4,16 +4,16 @@
 (seed, video index); `iter_frames` renders its frames one by one (painter's order by depth: nearer
 people are drawn later, so their id wins in the mask); `render_video` keeps a whole video in memory;
 `synthesize` writes a dataset: OUT/JPEGImages/<video>/00000.jpg, OUT/Annotations/<video>/00000.png
-and OUT/synth_meta.json, built in a staging folder that replaces OUT only when complete.
+and OUT/synth_meta.json, built in a staging folder whose files move into OUT only when complete.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vcseg.data.staging import (check_out, checked_relative, install, make_staging,
+                                 remove_orphan_staging)
 from vcseg.data.synth.config import CROWD_PEOPLE, SynthConfig
 from vcseg.data.synth.figure import Appearance, colourize, figure_shapes, rasterize, sample_appearance
 from vcseg.data.synth.motion import ROLES, Motion, plan_motion
@@ -301,36 +303,55 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise VcsegError(f"{out}: exists and is not a folder; choose a new folder for the synthetic data")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise VcsegError(f"{out}: folder is not empty; choose a new folder or pass --overwrite to replace it")
-        if not (out / META_NAME).is_file():
-            raise VcsegError(f"{out}: not empty and not a previous `vcseg synth` output (no {META_NAME}); "
-                             "refusing to replace it, choose another folder")
+def written_files(videos: dict[str, tuple[int, bool]]) -> list[str]:
+    """The relative paths a synth output holds, the meta last: `videos` maps a video's name to
+    (frames, masks written)."""
+    files = []
+    for name, (frames, masks) in videos.items():
+        for index in range(frames):
+            files.append(f"{FRAMES_DIR}/{name}/{frame_stem(index)}.jpg")
+            if masks:
+                files.append(f"{MASKS_DIR}/{name}/{frame_stem(index)}.png")
+    return files + [META_NAME]
+
+
+def _planned_files(config: SynthConfig) -> list[str]:
+    return written_files({video_name(i): (config.frames, not config.frames_only) for i in range(config.videos)})
+
+
+def _previous_files(out: Path) -> set[str]:
+    """What the synth run that wrote `out` wrote there, as listed by its synth_meta.json."""
+    meta_path = out / META_NAME
+    try:
+        videos = json.loads(meta_path.read_text())["videos"]
+        listed = {str(name): (int(video["frames"]), bool(video.get("masks_written", True)))
+                  for name, video in videos.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise VcsegError(f"{meta_path}: unreadable ({error}); cannot tell which files synth wrote, "
+                         "so remove the folder by hand or choose another folder") from None
+    return {checked_relative(rel, meta_path) for rel in written_files(listed)}
 
 
 def synthesize(out: str | os.PathLike[str], config: SynthConfig, *, overwrite: bool = False,
                progress: Callable[[int, int], None] | None = None) -> dict:
     """Write the dataset described by `config` to `out` and return its meta (as in synth_meta.json).
 
-    Refuses a non-empty `out` unless `overwrite` (and then only a previous synth output). Everything
-    is written to a staging folder beside `out` that replaces it at the end, so an interrupted run
-    leaves `out` as it was. `progress(done, total)` is called after every frame.
+    Refuses a non-empty `out` unless `overwrite`, and then only a previous synth output; even then
+    only the files the previous synth_meta.json lists are replaced or removed, so files of the
+    user's in `out` stay. Everything is rendered into a staging folder beside `out` first, so an
+    interrupted run leaves `out` as it was (see `vcseg.data.staging`). `progress(done, total)` is
+    called after every frame.
     """
     out = Path(out)
-    _check_out(out, overwrite)
+    previous = check_out(out, "OUT", overwrite, META_NAME, "vcseg synth", _planned_files(config), _previous_files)
     if config.backgrounds is not None:
         background_files(Path(config.backgrounds))  # fail before any work if the folder is unusable
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    remove_orphan_staging(out)
+    staging = make_staging(out)
     total, done = config.videos * config.frames, 0
     meta = {"generator": "vcseg synth", "generator_version": GENERATOR_VERSION, "config": config.to_json(),
             "videos": {}}
     try:
-        os.chmod(staging, 0o755)
         for index in range(config.videos):
             plan = plan_video(config, index)
             collector = _MetaCollector(plan, config)
@@ -346,21 +367,8 @@ def synthesize(out: str | os.PathLike[str], config: SynthConfig, *, overwrite: b
                     progress(done, total)
             meta["videos"][plan.name] = collector.record
         write_json_atomic(staging / META_NAME, meta)
-        _replace_folder(staging, out)
+        install(staging, out, _planned_files(config), previous)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return meta
-
-
-def _replace_folder(staging: Path, out: Path) -> None:
-    """Put the finished staging folder at `out`, moving a previous `out` aside first."""
-    if out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-        os.replace(out, old / out.name)
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, out)
