@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from vcseg.data.compose import ComposeConfig, compose_dataset
 from vcseg.data.synth import SynthConfig, synthesize
-from vcseg.infer.baselines import proposals_per_frame
+from vcseg.infer.baselines import write_proposals_per_frame
 from vcseg.infer.dataset import predict_dataset
-from vcseg.infer.discovery import DiscoveryOptions, Proposer, network_proposer
+from vcseg.infer.discovery import DiscoveryOptions, network_proposer
 from vcseg.infer.options import PredictOptions
-from vcseg.io.frames import read_frame
-from vcseg.io.layouts import DatasetFiles, VideoFiles, find_dataset, find_mask_videos
-from vcseg.io.masks import read_mask, write_mask
+from vcseg.io.layouts import find_dataset, find_mask_videos
+from vcseg.io.masks import read_mask
 from vcseg.metrics.compare import paired_difference
 from vcseg.metrics.evaluate import score_dataset
 from vcseg.metrics.report import ScoreReport
@@ -50,15 +48,6 @@ def _report(name: str, pred: Path, gt: Path, seconds: float, frames: int) -> Sco
     return report
 
 
-def write_per_frame(dataset: DatasetFiles, proposer_for: Callable[[VideoFiles], Proposer], out: Path) -> None:
-    """The per-frame baseline: `proposals_per_frame` with `proposer_for(video)` on every video,
-    masks written to out/<video>/<stem>.png."""
-    for video in dataset.videos:
-        masks = proposals_per_frame(proposer_for(video), (read_frame(path) for path in video.frames.values()))
-        for stem, ids in zip(video.frames, masks):
-            write_mask(out / video.name / f"{stem}.png", ids)
-
-
 def _evaluate(title: str, data: Path, tmp: Path) -> None:
     print(f"  {title}")
     frames = sum(len(v.frames) for v in find_dataset(data).videos)
@@ -74,7 +63,7 @@ def _evaluate(title: str, data: Path, tmp: Path) -> None:
     model, _ = load_proposal_network(WEIGHTS)
     out = tmp / "per-frame"
     started = time.perf_counter()
-    write_per_frame(find_dataset(data), lambda video: network_proposer(model, defaults.proposal_size or SIZE), out)
+    write_proposals_per_frame(find_dataset(data), lambda video: network_proposer(model, defaults.proposal_size or SIZE), out)
     reports.append(_report("proposals per frame, greedy IoU ids", out, data, time.perf_counter() - started, frames))
     tracking, first_only, per_frame = reports
     print(f"    tracking - per-frame proposals:    {paired_difference(tracking, per_frame)}")

@@ -20,9 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_discovery import DAVIS, SIZE, WEIGHTS, write_per_frame
+from benchmarks.bench_discovery import DAVIS, SIZE, WEIGHTS
 from benchmarks.bench_proposals import proposal_recall
 from vcseg.data.compose import ComposeConfig, compose_dataset
+from vcseg.infer.baselines import write_proposals_per_frame
 from vcseg.infer.dataset import predict_dataset
 from vcseg.infer.discovery import Discovery, DiscoveryOptions
 from vcseg.infer.options import PredictOptions
@@ -60,7 +61,7 @@ def _evaluate(name: str, errors: ProposalErrors, data: Path, tmp: Path) -> None:
         trackings[rule] = score_dataset(tmp / rule, data, workers=1)
         print(f"    tracking, {rule:<26} J&F {trackings[rule].summary()['JF_mean']:.4f}  "
               f"{frames / seconds:5.2f} frames/s")
-    write_per_frame(dataset, proposer_for, tmp / "per-frame")
+    write_proposals_per_frame(dataset, proposer_for, tmp / "per-frame")
     per_frame = score_dataset(tmp / "per-frame", data, workers=1)
     print(f"    proposals per frame, greedy IoU ids    J&F {per_frame.summary()['JF_mean']:.4f}")
     for rule, tracking in trackings.items():

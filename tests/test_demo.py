@@ -75,4 +75,14 @@ def test_demo_with_weights_predicts_discovers_and_packs(tmp_path):
     assert 0.0 <= figures["memory_network"]["JF_mean"] <= 1.0
     with zipfile.ZipFile(tmp_path / "demo" / "submission.zip") as archive:
         names = archive.namelist()
-    assert sorted(names) == [f"synth0000/{t:05d}.png" for t in range(4)]  # the frames-only test set
+    assert sorted(names) == [f"test0000/{t:05d}.png" for t in range(4)]  # the frames-only test set
+    out = tmp_path / "demo"
+    training = {p.name for p in (out / "data" / "JPEGImages").iterdir()}
+    assert training == {"synth0000"} and not training & {p.name for p in (out / "test").iterdir() if p.is_dir()}
+    assert not (out / "test" / "Annotations").exists()  # predict never sees the test set's masks
+    # the no-mask task is scored against the held-back truth, beside its per-frame baseline
+    from vcseg.metrics.evaluate import score_dataset
+
+    for name, folder in (("no_mask", "pred-test"), ("no_mask_per_frame", "pred-test-per-frame")):
+        expected = score_dataset(out / folder, out / "test-truth", protocol="tianchi", workers=1).summary()
+        assert figures[name]["JF_mean"] == expected["JF_mean"]

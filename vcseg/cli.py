@@ -136,10 +136,12 @@ def ingest(data_root: Path, layout: str | None, masks_root: Path | None, resolut
 @click.option("--preset", type=click.Choice(["default", "crowd"]), default="default", show_default=True,
               help="crowd: 9-12 people in every third video (beyond the 8-instance cap).")
 @click.option("--backgrounds", type=_existing_dir, help="Folder of images to use as backgrounds.")
+@click.option("--name-prefix", default="synth", show_default=True,
+              help="Videos are named PREFIX0000, PREFIX0001, ... (e.g. test for a test set).")
 @click.option("--overwrite", is_flag=True,
               help="Replace what a previous synth wrote in OUT (as its synth_meta.json lists); other files stay.")
 def synth(out: Path, videos: int, frames: int, size: str, people: str, seed: int, frames_only: bool,
-          preset: str, backgrounds: Path | None, overwrite: bool) -> None:
+          preset: str, backgrounds: Path | None, name_prefix: str, overwrite: bool) -> None:
     """Generate person videos with instance masks in the competition layout at OUT.
 
     OUT/JPEGImages/<video>/00000.jpg, OUT/Annotations/<video>/00000.png (pixel = person id; carried
@@ -151,7 +153,7 @@ def synth(out: Path, videos: int, frames: int, size: str, people: str, seed: int
     people_min, people_max = parse_people(people)
     config = SynthConfig(videos=videos, frames=frames, height=height, width=width, people_min=people_min,
                          people_max=people_max, seed=seed, frames_only=frames_only, preset=preset,
-                         backgrounds=backgrounds)
+                         backgrounds=backgrounds, name_prefix=name_prefix)
     with _progress("synthesizing frames") as advance:
         meta = synthesize(out, config, overwrite=overwrite, progress=advance)
     ids = [len(video["people"]) for video in meta["videos"].values()]
@@ -504,6 +506,79 @@ def demo_command(out: Path, workers: int | None) -> None:
     from vcseg.demo import run_demo
 
     run_demo(out, console, workers=workers)
+
+
+# ---- viz ----------------------------------------------------------------------------------------
+
+@main.command("viz")
+@click.argument("pred_root", type=_existing_dir)
+@click.option("--frames", "frames_root", required=True, type=_existing_dir,
+              help="The dataset the predictions were made from (ROOT/JPEGImages/<video>/ or ROOT/<video>/).")
+@click.option("--gt", "gt_root", type=_existing_dir, default=None,
+              help="Ground truth (a dataset root, or GT/<video>/<frame>.png): drawn beside the prediction, "
+                   "errors coloured.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for <video>.mp4 and <video>.png (nothing else in it is touched).")
+@click.option("--videos", "videos", multiple=True, metavar="NAME",
+              help="Only these videos (repeatable, or comma-separated) [default: every predicted video].")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=12.0, show_default=True,
+              help="Frame rate of the MP4s.")
+@click.option("--shrink", type=click.Choice(["auto", "1", "2", "4", "8"]), default="auto", show_default=True,
+              help="Draw frames at 1/N of their size (auto: longer side at most 640 px).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes drawing videos in parallel  [default: all cores]")
+def viz_command(pred_root: Path, frames_root: Path, gt_root: Path | None, out: Path, videos: tuple[str, ...],
+                fps: float, shrink: str, workers: int | None) -> None:
+    """Overlay videos (MP4) and contact sheets (PNG) of PRED_ROOT/<video>/<frame>.png; with --gt,
+    the ground truth beside them and missed, false and id-switched pixels in their own colours."""
+    from vcseg.viz import visualize
+
+    names = [name for value in videos for name in value.split(",") if name]
+    with _progress("drawing") as advance:
+        summary = visualize(pred_root, frames_root, out, gt_root=gt_root, videos=names or None, fps=fps,
+                            shrink=None if shrink == "auto" else int(shrink), workers=workers, progress=advance)
+    for warning in summary.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+    for video in summary.videos:
+        line = (f"{video.name}: {video.frames} frames -> {video.video} ({video.size[0]}x{video.size[1]}), "
+                f"{video.sheet}")
+        if video.matches is not None:
+            matched = ", ".join(f"{g}->{p}" for g, p in sorted(video.matches.items())) or "none"
+            errors = ", ".join(f"{name} {count}" for name, count in video.error_frames.items())
+            line += f"; GT->pred ids {matched}; frames with {errors}"
+        console.print(line, soft_wrap=True, markup=False)
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+@main.command("report")
+@click.argument("pred_root", type=_existing_dir)
+@click.option("--gt", "gt_root", required=True, type=_existing_dir,
+              help="Ground truth: a dataset root with Annotations/, or GT/<video>/<stem>.png.")
+@click.option("--frames", "frames_root", required=True, type=_existing_dir,
+              help="The frames the prediction was made from (ROOT/<video>/*.jpg or ROOT/JPEGImages/...).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The HTML file to write (self-contained: open it from disk).")
+@click.option("--compare", "compare_root", type=_existing_dir, default=None, metavar="OTHER_PRED",
+              help="A second prediction of the same videos: shown beside, with the paired J&F difference.")
+@click.option("--protocol", default="tianchi", show_default=True,
+              type=click.Choice(["tianchi", "davis-unsup", "davis-semi"]), help="As in vcseg score.")
+@click.option("--worst", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Worst frames drawn per video.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes scoring videos in parallel  [default: all cores]")
+def report_command(pred_root: Path, gt_root: Path, frames_root: Path, out: Path, compare_root: Path | None,
+                   protocol: str, worst: int, workers: int | None) -> None:
+    """One HTML page: the scores, a sortable table of videos, J and F over time, the worst frames."""
+    from vcseg.viz.report import write_report
+
+    with _progress("drawing the report") as advance:
+        summary = write_report(pred_root, gt_root=gt_root, frames_root=frames_root, out=out,
+                               compare_root=compare_root, protocol=protocol, worst=worst, workers=workers,
+                               progress=advance)
+    if summary.difference is not None:
+        console.print(f"{pred_root} minus {compare_root}: {summary.difference}", soft_wrap=True)
+    console.print(f"report: {summary.path} ({summary.videos} videos, {summary.bytes / 1e6:.1f} MB)", soft_wrap=True)
 
 
 if __name__ == "__main__":

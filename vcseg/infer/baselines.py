@@ -10,7 +10,8 @@ import numpy as np
 
 from vcseg.errors import VcsegError
 from vcseg.infer.discovery import Proposer, mask_iou, relabel
-from vcseg.io.layouts import DatasetFiles
+from vcseg.io.frames import read_frame
+from vcseg.io.layouts import DatasetFiles, VideoFiles
 from vcseg.io.masks import read_mask, write_mask
 
 
@@ -62,3 +63,17 @@ def proposals_per_frame(propose: Proposer, frames: Iterable[np.ndarray], match_i
     kept = sorted(seen, key=lambda object_id: -seen[object_id])[:max_instances]
     mapping = {object_id: rank for rank, object_id in enumerate(sorted(kept), start=1)}
     return [relabel(ids, mapping) for ids in outputs]
+
+
+def write_proposals_per_frame(dataset: DatasetFiles, proposer_for: Callable[[VideoFiles], Proposer],
+                              out: str | os.PathLike[str]) -> Path:
+    """The per-frame baseline of the no-mask task: `proposals_per_frame` with `proposer_for(video)`
+    on every video, masks written to out/<video>/<stem>.png."""
+    out = Path(out)
+    for video in dataset.videos:
+        if not video.frames:
+            continue
+        masks = proposals_per_frame(proposer_for(video), (read_frame(path) for path in video.frames.values()))
+        for stem, ids in zip(video.frames, masks):
+            write_mask(out / video.name / f"{stem}.png", ids)
+    return out

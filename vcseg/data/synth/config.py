@@ -20,6 +20,8 @@ class SynthConfig:
     preset: "default", or "crowd" (every third video, starting with the first, holds
         CROWD_PEOPLE people whatever people_min/people_max say).
     backgrounds: folder of real images used as backgrounds instead of procedural scenes.
+    name_prefix: videos are named <name_prefix>0000, <name_prefix>0001, ... (a test set made
+        beside a training set gets names of its own, as a real one would).
     """
 
     videos: int = 20
@@ -32,6 +34,7 @@ class SynthConfig:
     frames_only: bool = False
     preset: str = "default"
     backgrounds: Path | None = None
+    name_prefix: str = "synth"
 
     def __post_init__(self) -> None:
         if self.videos < 1 or self.frames < 1:
@@ -43,6 +46,8 @@ class SynthConfig:
             raise VcsegError(f"--people {self.people_min}-{self.people_max}: need 0 <= MIN <= MAX <= 255")
         if self.preset not in PRESETS:
             raise VcsegError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if not self.name_prefix or not all(c.isalnum() or c in "-_" for c in self.name_prefix):
+            raise VcsegError(f"--name-prefix {self.name_prefix!r}: use letters, digits, - and _ only")
         if self.seed < 0:
             raise VcsegError(f"--seed must be >= 0 (got {self.seed})")
 

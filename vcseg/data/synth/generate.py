@@ -99,8 +99,8 @@ class RenderedVideo:
     meta: dict = field(default_factory=dict)
 
 
-def video_name(index: int) -> str:
-    return f"synth{index:04d}"
+def video_name(index: int, prefix: str = "synth") -> str:
+    return f"{prefix}{index:04d}"
 
 
 def frame_stem(index: int) -> str:
@@ -142,8 +142,8 @@ def plan_video(config: SynthConfig, index: int) -> VideoPlan:
         motion = plan_motion(rng, role, appearance, config.frames, ground, camera, (near, far))
         people.append(Person(person_id, appearance, motion))
     occluders = sample_occluders(rng, ground, camera, near)
-    return VideoPlan(name=video_name(index), index=index, frame_hw=frame_hw, frames=config.frames,
-                     ground=ground, camera=camera, camera_kind=camera_kind, background=background,
+    return VideoPlan(name=video_name(index, config.name_prefix), index=index, frame_hw=frame_hw,
+                     frames=config.frames, ground=ground, camera=camera, camera_kind=camera_kind, background=background,
                      scene=scene, people=tuple(people), occluders=tuple(occluders),
                      jpeg_quality=int(rng.integers(70, 96)), tint=tint.astype(np.float32),
                      light=float(rng.choice((-1, 1)) * rng.uniform(0.05, 0.25)), crowd=crowd)
@@ -316,7 +316,8 @@ def written_files(videos: dict[str, tuple[int, bool]]) -> list[str]:
 
 
 def _planned_files(config: SynthConfig) -> list[str]:
-    return written_files({video_name(i): (config.frames, not config.frames_only) for i in range(config.videos)})
+    return written_files({video_name(i, config.name_prefix): (config.frames, not config.frames_only)
+                          for i in range(config.videos)})
 
 
 def _previous_files(out: Path) -> set[str]:

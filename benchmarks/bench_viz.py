@@ -1,0 +1,78 @@
+"""`vcseg viz --gt` against writing the same masks as PNGs, at DAVIS size.
+
+6 synthetic videos x 30 frames at 854x480 with ground truth; the predictions are the ground
+truth moved a few pixels, with two ids swapped halfway through one video (errors of every kind
+to draw). Baseline: writing those 180 masks the way `vcseg predict` does (`write_mask` per
+frame). Target: viz at most 1.5x the baseline. Both are medians of 3 runs in this process
+(`vcseg viz` through click's CliRunner, imports already warm).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from benchmarks.timing import median_seconds
+from vcseg.cli import main as cli
+from vcseg.data.synth import SynthConfig, synthesize
+from vcseg.io.layouts import find_mask_videos
+from vcseg.io.masks import read_mask, write_mask
+
+VIDEOS, FRAMES, HEIGHT, WIDTH = 6, 30, 480, 854
+TARGET_RATIO = 1.5
+SWAP_1_2 = np.arange(256, dtype=np.uint8)
+SWAP_1_2[[1, 2]] = [2, 1]
+
+
+def _predictions(gt_root: Path) -> dict[str, dict[str, np.ndarray]]:
+    """The GT shifted 6 px right; in the first video ids 1 and 2 swap from the middle frame on."""
+    predictions = {}
+    for v, (video, masks) in enumerate(sorted(find_mask_videos(gt_root).items())):
+        predictions[video] = {}
+        for t, (stem, path) in enumerate(masks.items()):
+            ids = np.zeros((HEIGHT, WIDTH), np.uint8)
+            ids[:, 6:] = read_mask(path)[:, :-6]
+            if v == 0 and t >= len(masks) // 2:
+                ids = SWAP_1_2[ids]
+            predictions[video][stem] = ids
+    return predictions
+
+
+def _write_all(predictions: dict[str, dict[str, np.ndarray]], root: Path) -> None:
+    for video, masks in predictions.items():
+        for stem, ids in masks.items():
+            write_mask(root / video / f"{stem}.png", ids)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = tmp / "data"
+        synthesize(data, SynthConfig(videos=VIDEOS, frames=FRAMES, height=HEIGHT, width=WIDTH, seed=0))
+        predictions = _predictions(data)
+        preds = tmp / "preds"
+        write_s = median_seconds(lambda: _write_all(predictions, preds), 3)
+
+        def viz() -> None:
+            result = CliRunner().invoke(cli, ["viz", str(preds), "--frames", str(data), "--gt", str(data),
+                                              "--out", str(tmp / "viz")])
+            if result.exit_code != 0:
+                raise RuntimeError(result.output)
+
+        viz_s = median_seconds(viz, 3)
+        mp4_bytes = sum(p.stat().st_size for p in (tmp / "viz").glob("*.mp4"))
+        total = VIDEOS * FRAMES
+        ratio = viz_s / write_s
+        print(f"{VIDEOS} videos x {FRAMES} frames at {WIDTH}x{HEIGHT}, with --gt: "
+              f"{mp4_bytes / 1e6:.1f} MB of MP4")
+        print(f"write masks (write_mask per frame): {write_s:.2f} s median, {total / write_s:.0f} frames/s")
+        print(f"vcseg viz --gt:                     {viz_s:.2f} s median, {total / viz_s:.0f} frames/s")
+        print(f"ratio viz / mask writing: {ratio:.2f} (target <= {TARGET_RATIO}: "
+              f"{'met' if ratio <= TARGET_RATIO else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""`visualize` / `render_video` on tiny videos: the MP4 decodes back, colours, id switches, the sheet,
+what it refuses and what it never touches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import make_video, person_masks
+from tests.viz.conftest import GREY, blocks, decode, inside, write_grey_video, write_predictions
+from vcseg.errors import VcsegError
+from vcseg.viz import match_ids, visualize
+from vcseg.viz.draw import ERROR_COLOURS, LEGEND_HEIGHT, MISSED, PALETTE, SWITCH
+from vcseg.viz.render import sheet_layout
+
+TOLERANCE = 14  # H.264 at crf 23 on flat colours, 4:2:0 chroma
+
+
+def close(pixel: np.ndarray, colour) -> bool:
+    return bool(np.abs(pixel.astype(int) - np.asarray(colour, int)).max() <= TOLERANCE)
+
+
+def test_the_mp4_decodes_to_every_frame_at_an_even_size(tmp_path):
+    masks = person_masks(5, height=25, width=33)
+    make_video(tmp_path / "data", "walk", masks)
+    write_predictions(tmp_path / "preds", "walk", masks)
+    summary = visualize(tmp_path / "preds", tmp_path / "data", tmp_path / "viz", workers=1)
+    frames = decode(tmp_path / "viz" / "walk.mp4")
+    assert len(frames) == 5
+    assert frames[0].shape == (26, 34, 3)  # 25x33 padded to even
+    assert summary.videos[0].size == (34, 26) and summary.videos[0].frames == 5
+    import av
+
+    with av.open(str(tmp_path / "viz" / "walk.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+        assert float(stream.average_rate) == 12
+
+
+def test_decoded_colours_fill_and_outline(tmp_path):
+    masks = blocks(3, ids=(1, 3))
+    write_grey_video(tmp_path / "data", "still", masks)
+    write_predictions(tmp_path / "preds", "still", masks)
+    visualize(tmp_path / "preds", tmp_path / "data", tmp_path / "viz", fps=5, workers=1)
+    frame = decode(tmp_path / "viz" / "still.mp4")[1]
+    for k, object_id in enumerate((1, 3)):
+        assert close(frame[inside(k)], (GREY >> 1) + (PALETTE[object_id] >> 1))
+    assert close(frame[46, 46], (GREY, GREY, GREY))
+
+
+def test_missed_pixels_show_the_missed_colour(tmp_path):
+    gt = blocks(3, ids=(1,))
+    pred = [np.zeros_like(mask) for mask in gt]
+    write_grey_video(tmp_path / "data", "empty", gt)
+    write_predictions(tmp_path / "preds", "empty", pred)
+    summary = visualize(tmp_path / "preds", tmp_path / "data", tmp_path / "viz", gt_root=tmp_path / "data",
+                        workers=1)
+    video = summary.videos[0]
+    assert video.matches == {} and video.error_frames == {"missed": 3, "false": 0, "id switch": 0}
+    frame = decode(tmp_path / "viz" / "empty.mp4")[0]
+    assert frame.shape == (48 + LEGEND_HEIGHT, 192, 3)  # prediction | ground truth, legend under
+    row, col = inside(0)
+    assert close(frame[row, col], ERROR_COLOURS[MISSED])
+    assert close(frame[row, 96 + col], (GREY >> 1) + (PALETTE[1] >> 1))  # the GT panel: person 1 filled
+
+
+def test_an_id_switch_halfway_shows_the_switch_colour_on_the_switched_frames(tmp_path):
+    gt = blocks(8, ids=(1, 2))
+    swapped = np.array([0, 2, 1] + [0] * 253, np.uint8)
+    pred = [mask if t < 5 else swapped[mask] for t, mask in enumerate(gt)]  # ids swap from frame 5 on
+    write_grey_video(tmp_path / "data", "swap", gt)
+    write_predictions(tmp_path / "preds", "swap", pred)
+    summary = visualize(tmp_path / "preds", tmp_path / "data", tmp_path / "viz", gt_root=tmp_path / "data",
+                        workers=1)
+    video = summary.videos[0]
+    assert video.matches == {1: 1, 2: 2}  # mean IoU 5/8 beats 3/8
+    assert video.error_frames == {"missed": 0, "false": 0, "id switch": 3}
+    frames = decode(tmp_path / "viz" / "swap.mp4")
+    for t, frame in enumerate(frames):
+        for k in (0, 1):
+            assert close(frame[inside(k)], ERROR_COLOURS[SWITCH]) == (t >= 5), (t, k)
+
+
+def test_matching_follows_the_scorer_for_binary_ground_truth():
+    gt = [np.where(mask > 0, 255, 0).astype(np.uint8) for mask in blocks(2, ids=(1,))]
+    pred = [mask * 4 for mask in blocks(2, ids=(1,))]
+    assert match_ids(pred, gt) == {1: 4}  # 0/255 masks: 255 is person 1
+
+
+def test_frames_without_ground_truth_are_drawn_without_errors(tmp_path):
+    masks = blocks(4, ids=(1,))
+    write_grey_video(tmp_path / "data", "sparse", masks)
+    (tmp_path / "data" / "Annotations" / "sparse" / "00001.png").unlink()
+    write_predictions(tmp_path / "preds", "sparse", [np.zeros_like(m) for m in masks])
+    summary = visualize(tmp_path / "preds", tmp_path / "data", tmp_path / "viz", gt_root=tmp_path / "data",
+                        workers=1)
+    assert summary.videos[0].error_frames["missed"] == 3
+    assert len(decode(tmp_path / "viz" / "sparse.mp4")) == 4
+
+
+def test_the_contact_sheet_has_the_expected_size(tmp_path):
+    masks = person_masks(12, height=24, width=32)
+    make_video(tmp_path / "data", "walk", masks)
+    write_predictions(tmp_path / "preds", "walk", masks)
+    visualize(tmp_path / "preds", tmp_path / "data", tmp_path / "viz", workers=1)
+    tile_h, tile_w, columns, rows = sheet_layout(24, 32, 8, with_gt=False)
+    assert (tile_h, tile_w, columns, rows) == (24, 32, 4, 2)
+    with Image.open(tmp_path / "viz" / "walk.png") as sheet:
+        assert sheet.size == (4 * 32, 2 * 24)
+    visualize(tmp_path / "preds", tmp_path / "data", tmp_path / "viz", gt_root=tmp_path / "data", workers=1)
+    with Image.open(tmp_path / "viz" / "walk.png") as sheet:  # an earlier run's files are replaced
+        assert sheet.size == (2 * 64, 4 * 24 + LEGEND_HEIGHT)
+
+
+def test_shrink_draws_large_frames_smaller(tmp_path):
+    masks = person_masks(2, height=48, width=66)
+    make_video(tmp_path / "data", "big", masks)
+    write_predictions(tmp_path / "preds", "big", masks)
+    summary = visualize(tmp_path / "preds", tmp_path / "data", tmp_path / "viz", shrink=2, workers=1)
+    assert summary.videos[0].size == (34, 24) and summary.videos[0].shrink == 2
+    assert decode(tmp_path / "viz" / "big.mp4")[0].shape == (24, 34, 3)
+    assert sheet_layout(240, 427, 8, with_gt=True) == (120, 427, 2, 4)  # DAVIS 480p at shrink 2: halved again
+
+
+def test_videos_in_parallel_processes(tmp_path):
+    for name in ("a", "b"):
+        make_video(tmp_path / "data", name, person_masks(3))
+        write_predictions(tmp_path / "preds", name, person_masks(3))
+    progress = []
+    summary = visualize(tmp_path / "preds", tmp_path / "data", tmp_path / "viz", gt_root=tmp_path / "data",
+                        workers=2, progress=lambda done, total: progress.append((done, total)))
+    assert [video.name for video in summary.videos] == ["a", "b"]
+    assert progress[-1] == (6, 6)
+    assert sorted(p.name for p in (tmp_path / "viz").iterdir()) == ["a.mp4", "a.png", "b.mp4", "b.png"]
+
+
+# ---- refusals -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def small(tmp_path):
+    masks = person_masks(2)
+    make_video(tmp_path / "data", "walk", masks)
+    write_predictions(tmp_path / "preds", "walk", masks)
+    return tmp_path
+
+
+def refusal(small, **options) -> str:
+    with pytest.raises(VcsegError) as refused:
+        visualize(small / "preds", small / "data", small / "viz", workers=1, **options)
+    message = str(refused.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_video_without_predictions_is_refused(small):
+    assert str(small / "preds" / "run") in refusal(small, videos=["run"])
+
+
+def test_a_missing_prediction_file_is_refused(small):
+    (small / "preds" / "walk" / "00001.png").unlink()
+    message = refusal(small)
+    assert str(small / "preds" / "walk" / "00001.png") in message and "predict every frame" in message
+
+
+def test_a_mask_of_another_size_than_its_frame_is_refused(small):
+    from vcseg.io.masks import write_mask
+
+    write_mask(small / "preds" / "walk" / "00001.png", np.zeros((10, 12), np.uint8))
+    message = refusal(small)
+    assert str(small / "preds" / "walk" / "00001.png") in message and "12x10" in message
+    assert not (small / "viz" / "walk.mp4").exists()  # nothing half-written
+
+
+def test_a_video_without_ground_truth_is_refused(small):
+    make_video(small / "gt", "other", person_masks(2))
+    assert "drop --gt" in refusal(small, gt_root=small / "gt")
+
+
+def test_an_unwritable_out_is_refused(small, unwritable_dir):
+    with pytest.raises(VcsegError) as refused:
+        visualize(small / "preds", small / "data", unwritable_dir / "viz", workers=1)
+    assert str(unwritable_dir / "viz") in str(refused.value) and "--out" in str(refused.value)
+
+
+def test_files_viz_did_not_write_are_never_replaced(small):
+    out = small / "viz"
+    out.mkdir()
+    (out / "walk.mp4").write_bytes(b"my own film")
+    (out / "notes.txt").write_text("mine")
+    assert "not written by vcseg viz" in refusal(small)
+    assert (out / "walk.mp4").read_bytes() == b"my own film" and not (out / "walk.png").exists()
+    (out / "walk.mp4").unlink()
+    visualize(small / "preds", small / "data", out, workers=1)
+    visualize(small / "preds", small / "data", out, workers=1)  # its own files: replaced
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "walk.mp4", "walk.png"]
+    assert (out / "notes.txt").read_text() == "mine"
