@@ -17,7 +17,7 @@ from vcseg.infer.options import PredictOptions
 from vcseg.io.layouts import find_dataset, find_mask_videos
 from vcseg.io.masks import read_mask
 from vcseg.metrics.evaluate import score_dataset
-from vcseg.train.checkpoint import load_checkpoint
+from vcseg.model.checkpoint import load_checkpoint
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default.pt"
 DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-people"

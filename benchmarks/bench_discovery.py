@@ -25,8 +25,7 @@ from vcseg.io.masks import read_mask
 from vcseg.metrics.compare import paired_difference
 from vcseg.metrics.evaluate import score_dataset
 from vcseg.metrics.report import ScoreReport
-from vcseg.train.checkpoint import load_checkpoint
-from vcseg.train.loop import load_proposal_network
+from vcseg.model.checkpoint import load_checkpoint, load_proposal_network
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default.pt"
 DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-people"

@@ -25,9 +25,9 @@ from vcseg.infer.proposals import postprocess, predict_proposals
 from vcseg.io.frames import read_frame
 from vcseg.io.layouts import DatasetFiles, VideoFiles, find_dataset
 from vcseg.io.masks import read_mask
+from vcseg.model.checkpoint import load_proposal_network
 from vcseg.model.proposal_targets import make_targets
 from vcseg.model.proposals import ProposalConfig, ProposalNetwork
-from vcseg.train.loop import load_proposal_network
 
 HEIGHT, WIDTH = 480, 854
 PADDED = (480, 864)

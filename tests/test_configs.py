@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from vcseg.config import Config, load_config
+from vcseg.model.checkpoint import load_checkpoint
 from vcseg.model.network import build_model
-from vcseg.train.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.toml"))

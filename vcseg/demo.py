@@ -36,8 +36,7 @@ from vcseg.infer.dataset import predict_dataset
 from vcseg.infer.options import PredictOptions
 from vcseg.io.outputs import check_writable_dir, remove_orphan_temporaries
 from vcseg.pack import write_submission
-from vcseg.train.checkpoint import load_checkpoint
-from vcseg.train.loop import load_proposal_network
+from vcseg.model.checkpoint import load_checkpoint, load_proposal_network
 from vcseg.viz.report import write_report
 
 

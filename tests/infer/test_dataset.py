@@ -37,6 +37,7 @@ def test_layout_first_frame_and_log(dataset, tmp_path, checkpoint):
     log = json.loads((out / ".predict_log.json").read_text())
     record = log["videos"]["b"]
     assert record["frames"] == 3 and record["fps"] == pytest.approx(3 / record["seconds"], rel=0.01)
+    assert record["short_side"] == 24  # --size 32 on 24 x 32 frames: never upsampled
     assert 0 < record["memory_bank_peak_bytes"] <= record["peak_memory_bytes"]
     assert record["peak_memory_bytes"] == max(record["memory_bank_peak_bytes"], record["rss_peak_bytes"])
     assert log["total"]["videos"] == 3 and log["total"]["frames"] == 9

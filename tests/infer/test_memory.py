@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tests.infer.conftest import tiny_model
@@ -41,9 +42,10 @@ def test_reads_only_entries_holding_the_objects_and_removal():
     assert bank.frame_indices() == [0]
 
 
-def test_engine_memory_never_exceeds_its_bound_and_stops_growing():
-    # 40 frames, mem_every 2, mem_size 3: permanent frame 0 + 3 working + 1 temporary at most.
-    engine = InferenceEngine(tiny_model(), mem_every=2, working_size=3)
+@pytest.mark.parametrize("previous_in_memory", [True, False])
+def test_engine_memory_never_exceeds_its_bound_and_stops_growing(previous_in_memory):
+    # 40 frames, mem_every 2, mem_size 3: permanent frame 0 + 3 working (+ 1 temporary, STM) at most.
+    engine = InferenceEngine(tiny_model(), mem_every=2, working_size=3, previous_in_memory=previous_in_memory)
     generator = torch.Generator().manual_seed(0)
     mask = torch.zeros(32, 48)
     mask[8:20, 10:30] = 1
@@ -56,11 +58,12 @@ def test_engine_memory_never_exceeds_its_bound_and_stops_growing():
             sizes.append(engine.memory.nbytes)
             assert engine.memory.count(PERMANENT) == 1
             assert engine.memory.count(WORKING) <= 3
-            assert engine.memory.count(TEMPORARY) <= 1
-    assert max(counts) == 5
-    # working frames are 2, 4, 6, ...: at the end the last three of them, then the temporary frame 39
-    assert engine.memory.frame_indices() == [0, 34, 36, 38, 39]
+            assert engine.memory.count(TEMPORARY) <= int(previous_in_memory)
+    most = 5 if previous_in_memory else 4
+    assert max(counts) == most
+    # working frames are 2, 4, 6, ...: at the end the last three of them, then (STM) the temporary frame 39
+    assert engine.memory.frame_indices() == [0, 34, 36, 38] + ([39] if previous_in_memory else [])
     entry_bytes = sizes[0]  # frame 0 alone
     assert sizes == [count * entry_bytes for count in counts]  # every entry costs the same
-    assert max(sizes[20:]) == max(sizes[:20]) == 5 * entry_bytes  # the second half is no bigger
+    assert max(sizes[20:]) == max(sizes[:20]) == most * entry_bytes  # the second half is no bigger
     assert engine.ids == [4]

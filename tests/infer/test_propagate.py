@@ -45,7 +45,7 @@ def test_object_starting_after_frame_0_and_nothing_before():
 
 
 def test_removed_object_leaves_and_others_keep_their_ids():
-    engine = InferenceEngine(copy_model(), mem_every=2, working_size=2)
+    engine = InferenceEngine(copy_model(), mem_every=2, working_size=2, previous_in_memory=True)
     frame = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(0))
     first = torch.from_numpy(two_boxes(32, 48, ids=(1, 2)))
     with torch.inference_mode():

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from vcseg.data.augment import IMAGENET_MEAN_RGB
 from vcseg.infer.proposals import (find_centres, group_pixels, pad_to_multiple, postprocess,
                                    predict_proposals, to_target_coordinates)
+from vcseg.io.frames import IMAGENET_MEAN_RGB
 from vcseg.model.proposal_targets import make_targets
 from vcseg.model.proposals import ProposalConfig
 

@@ -1,6 +1,10 @@
-"""Tiny memory-network configurations and clips for CPU tests."""
+"""Tiny memory-network configurations and clips for CPU tests, and a crafted (malicious) checkpoint."""
 
 from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
 
 import pytest
 import torch
@@ -34,3 +38,21 @@ def two_squares(frames: int = 3, size: int = 48, seed: int = 0) -> tuple[torch.T
 @pytest.fixture
 def clip() -> tuple[torch.Tensor, torch.Tensor]:
     return two_squares()
+
+
+class _RunsAShellCommand:
+    """Pickles as a call to os.system: what a crafted .pt file can do to a pickle loader."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+def crafted_checkpoint(path: Path, marker: Path) -> Path:
+    """A file with a vcseg header whose unpickling would create `marker` (it runs a shell command)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": "vcseg-checkpoint", "version": 1, "config": {}, "models": {},
+                "train": {"step": 1, "rng": _RunsAShellCommand(marker)}}, path)
+    return path

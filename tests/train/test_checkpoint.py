@@ -1,21 +1,17 @@
 from __future__ import annotations
 
-import os
 import random
-import shlex
-from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from click.testing import CliRunner
 
+from tests.model.conftest import crafted_checkpoint
 from vcseg.cli import main
 from vcseg.config import Config, ModelConfig
-from vcseg.errors import VcsegError
+from vcseg.model.checkpoint import load_checkpoint, load_memory_network
 from vcseg.model.network import build_model
-from vcseg.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from vcseg.train.loop import load_memory_network
+from vcseg.train.checkpoint import rng_state, save_checkpoint, set_rng_state
 
 
 def _tiny_memory_checkpoint(path, seed=0):
@@ -53,15 +49,6 @@ def test_export_needs_a_model_of_the_right_kind(tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
-def test_not_a_checkpoint(tmp_path):
-    (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(VcsegError, match="cannot read checkpoint"):
-        load_checkpoint(tmp_path / "junk.pt")
-    torch.save({"weights": 1}, tmp_path / "other.pt")
-    with pytest.raises(VcsegError, match="not a vcseg checkpoint"):
-        load_checkpoint(tmp_path / "other.pt")
-
-
 def test_int8_export_quarters_the_size_within_half_a_step(tmp_path):
     model = _tiny_memory_checkpoint(tmp_path / "last.pt")
     result = CliRunner().invoke(main, ["export", "--memory", str(tmp_path / "last.pt"), "--out",
@@ -78,38 +65,6 @@ def test_int8_export_quarters_the_size_within_half_a_step(tmp_path):
             assert bool((error <= step / 2 + 1e-6).all()), name
 
 
-class _RunsAShellCommand:
-    """Pickles as a call to os.system: what a crafted .pt file can do to a pickle loader."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
-
-
-def _crafted_checkpoint(path, marker):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": "vcseg-checkpoint", "version": 1, "config": {}, "models": {},
-                "train": {"step": 1, "rng": _RunsAShellCommand(marker)}}, path)
-    return path
-
-
-def test_a_crafted_checkpoint_is_refused_without_running_its_code(tmp_path):
-    # the file is live: an unchecked torch.load runs its command
-    control = _crafted_checkpoint(tmp_path / "control.pt", tmp_path / "control-marker")
-    torch.load(control, weights_only=False)
-    assert (tmp_path / "control-marker").exists()
-
-    evil = _crafted_checkpoint(tmp_path / "evil.pt", tmp_path / "marker")
-    with pytest.raises(VcsegError) as refused:
-        load_checkpoint(evil)
-    message = str(refused.value)
-    assert message.startswith(f"{evil}: refused to load: it holds posix.system which a vcseg checkpoint "
-                              "never contains;") and "\n" not in message
-    assert not (tmp_path / "marker").exists()
-
-
 def _one_line_error(result):
     lines = [line for line in result.output.splitlines() if line.strip()]
     return result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: ") \
@@ -120,7 +75,7 @@ def test_cli_refuses_a_crafted_checkpoint_in_predict_and_resume(tmp_path):
     from tests.conftest import make_video, person_masks
 
     make_video(tmp_path / "frames", "a", person_masks(2), layout="frames-only")
-    evil = _crafted_checkpoint(tmp_path / "evil.pt", tmp_path / "marker")
+    evil = crafted_checkpoint(tmp_path / "evil.pt", tmp_path / "marker")
     result = CliRunner().invoke(main, ["predict", "--video-dir", str(tmp_path / "frames"), "--out",
                                        str(tmp_path / "pred"), "--checkpoint", str(evil)])
     assert _one_line_error(result), result.output
@@ -128,7 +83,7 @@ def test_cli_refuses_a_crafted_checkpoint_in_predict_and_resume(tmp_path):
     assert not (tmp_path / "marker").exists()
 
     run = tmp_path / "run"
-    _crafted_checkpoint(run / "checkpoints" / "last.pt", tmp_path / "marker")
+    crafted_checkpoint(run / "checkpoints" / "last.pt", tmp_path / "marker")
     result = CliRunner().invoke(main, ["train", "--out", str(run), "--resume"])
     assert _one_line_error(result), result.output
     assert "last.pt: refused to load: it holds posix.system" in result.output
@@ -162,11 +117,3 @@ def test_rng_state_round_trips_in_the_new_and_the_old_numpy_form(tmp_path):
         set_rng_state(load_checkpoint(tmp_path / name)["train"]["rng"])
         assert (np.random.random(3).tolist(), random.random(), torch.rand(2).tolist()) == expected, name
     assert "numpy.ndarray" in torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "old.pt")
-
-
-def test_the_committed_default_weights_still_load():
-    weights = Path(__file__).resolve().parents[2] / "weights" / "default.pt"
-    state = load_checkpoint(weights)
-    assert {"memory", "proposals"} <= set(state["models"]) and state["format"] == "vcseg-checkpoint"
-    assert all(value.dtype == torch.float32 for value in state["models"]["memory"].values()
-               if value.is_floating_point() and value.dim() >= 2 and value.numel() >= 1024)  # int8 dequantized

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from tests.train.conftest import TINY_MODEL
 from tests.train.test_loop import lock_held_elsewhere
 from vcseg.cli import main
+from vcseg.model.checkpoint import load_checkpoint
 from vcseg.train import loop
-from vcseg.train.checkpoint import load_checkpoint
 from vcseg.train.schedule import lr_factor
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.train.conftest import TINY_MODEL
-from vcseg.train.checkpoint import load_checkpoint
+from vcseg.model.checkpoint import load_checkpoint
 
 
 def _config_file(path: Path, root: Path) -> Path:

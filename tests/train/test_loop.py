@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +15,9 @@ import torch
 
 from tests.train.conftest import tiny_config
 from vcseg.errors import VcsegError
-from vcseg.train.checkpoint import load_checkpoint
+from vcseg.model.checkpoint import load_checkpoint, load_memory_network
 from vcseg.train import loop
-from vcseg.train.loop import autocast_dtype, load_memory_network, train
+from vcseg.train.loop import train
 from vcseg.train.tasks import clip_loss
 
 
@@ -37,7 +36,7 @@ def test_training_lowers_the_loss(tiny_videos, tmp_path):
     assert float(rows[-1]["loss"]) == pytest.approx(losses[-1], abs=1e-6)
     # the checkpoint loads for inference without the training state
     model, loaded = load_memory_network(tmp_path / "run" / "checkpoints" / "last.pt")
-    assert loaded == config and not model.training
+    assert loaded == loop.with_input_normalisation(config, "model") and not model.training
 
 
 def test_resume_reproduces_the_next_steps(tiny_videos, tmp_path):
@@ -127,25 +126,6 @@ def test_validation_keeps_the_best_checkpoint(tiny_videos, tmp_path):
     # the video the model trains on is not among those it is validated on
     from vcseg.train.tasks import train_videos
     assert set(train_videos(config)).isdisjoint(index["split"]["val"])
-
-
-@pytest.mark.parametrize("native", [True, False])
-def test_auto_precision_uses_bf16_only_on_cpus_that_have_it(monkeypatch, native):
-    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: native)
-    cpu = torch.device("cpu")
-    assert autocast_dtype("auto", cpu) == (torch.bfloat16 if native else None)
-    assert autocast_dtype("fp32", cpu) is None
-    assert autocast_dtype("fp16", cpu) is torch.float16
-
-
-def test_explicit_bf16_on_a_cpu_without_it_warns_and_is_honoured(monkeypatch):
-    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
-    with pytest.warns(UserWarning, match="without native bf16"):
-        assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
-    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
 
 
 LOCK_HOLDER = """

@@ -31,8 +31,7 @@ import albumentations as A
 import numpy as np
 
 from vcseg.data.warps import AffineRange, apply_to_point, compose, crop_origin, elastic_field, random_affine, warp
-
-IMAGENET_MEAN_RGB = (124, 116, 104)  # ImageNet mean in 0..255: padding that normalizes to ~0
+from vcseg.io.frames import IMAGENET_MEAN_RGB
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from vcseg.io.layouts import VideoFiles, find_dataset, find_mask_videos
 from vcseg.io.masks import read_mask, write_mask
 from vcseg.io.outputs import check_writable_dir
 from vcseg.io.predict_files import predict_log_name
+from vcseg.model.checkpoint import load_checkpoint, load_proposal_network
 
 RESUME_MODES = ("auto", "never")
 
@@ -244,7 +245,7 @@ def _predict_one(video: VideoFiles, output: PredictOutput, models: list, object_
     # Seconds keep microseconds so that frames / seconds, recomputed from the log, agrees with the
     # logged fps (at millisecond rounding a 40 ms video read back 1% off).
     record: dict[str, Any] = {
-        "frames": stats.frames, "seconds": round(seconds, 6),
+        "frames": stats.frames, "short_side": stats.short_side, "seconds": round(seconds, 6),
         "fps": round(stats.frames / seconds, 3) if seconds > 0 else None,
         "device": str(device), "memory_bank_peak_bytes": stats.memory_bank_peak_bytes, "rss_peak_bytes": rss,
     }
@@ -276,9 +277,6 @@ def _discover(models: list, video: VideoFiles, discovery: Discovery, options: Pr
 def _proposal_network(proposals: Any, checkpoints: Sequence[ModelSource]) -> tuple[torch.nn.Module, str]:
     """The proposal network, given (path or module) or from the first checkpoint holding one, and
     the digest of the file it came from."""
-    from vcseg.train.checkpoint import load_checkpoint
-    from vcseg.train.loop import load_proposal_network
-
     if isinstance(proposals, torch.nn.Module):
         return proposals, _model_digest(proposals)
     if proposals is not None:

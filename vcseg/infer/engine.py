@@ -35,7 +35,8 @@ class InferenceEngine:
     """Propagates the masks of a changing set of objects through one video with one model."""
 
     def __init__(self, model: MemoryNetwork, mem_every: int = 5, working_size: int = 8,
-                 top_k: int | None = None, max_objects: int | None = None) -> None:
+                 top_k: int | None = None, max_objects: int | None = None,
+                 previous_in_memory: bool = False) -> None:
         if mem_every < 1:
             raise ValueError(f"mem_every must be at least 1 (got {mem_every})")
         self.model = model
@@ -44,6 +45,10 @@ class InferenceEngine:
         self.max_objects = model.config.max_objects if max_objects is None else max_objects
         self.objects = ObjectManager()
         self.memory = MemoryBank(working_size)
+        # STM writes every previous frame's value into the memory; STCN does not (the previous
+        # mask still reaches the decoder through the spatial constraint), which spares the value
+        # encoder on every frame that does not join the memory.
+        self.previous_in_memory = previous_in_memory
         self.frame_index = -1
         self._last_memory_frame: int | None = None
         self._prev_masks: torch.Tensor | None = None  # 1, K, H, W: the last committed frame's objects
@@ -111,10 +116,8 @@ class InferenceEngine:
             raise ValueError(f"commit() needs 1 + {len(self.objects)} channels (got {probs.shape[0]})")
         if not len(self.objects):
             return
-        if key is None:  # the first objects start at this frame: the key was not needed before
-            key, features = self.model.encode_key(frame)
         masks = probs[1:].unsqueeze(0)  # 1, K, H, W
-        values = self.model.encode_value(frame, features, masks)[0]  # K, Cv, h, w
+        self._prev_masks = masks
         started = frozenset(i for i in self.objects.ids if self.objects.start_frame(i) == self.frame_index)
         if started:
             kind = PERMANENT
@@ -122,10 +125,14 @@ class InferenceEngine:
             kind = WORKING
         else:
             kind = TEMPORARY
+        if kind == TEMPORARY and not self.previous_in_memory:
+            return
         if kind != TEMPORARY:
             self._last_memory_frame = self.frame_index
+        if key is None:  # the first objects start at this frame: the key was not needed before
+            key, features = self.model.encode_key(frame)
+        values = self.model.encode_value(frame, features, masks)[0]  # K, Cv, h, w
         self.memory.add(self.frame_index, kind, key[0], values, self.objects.ids, introduced=started)
-        self._prev_masks = masks
 
     def remove_object(self, object_id: int) -> None:
         """Stop tracking an id: its slot, memory values and previous mask go; other ids keep theirs."""

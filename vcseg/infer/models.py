@@ -11,8 +11,9 @@ import torch
 
 from vcseg.errors import VcsegError
 from vcseg.infer.options import PredictOptions, resolve_device
+from vcseg.model.checkpoint import load_memory_network
 from vcseg.model.network import MemoryNetwork
-from vcseg.train.loop import autocast_dtype, load_memory_network
+from vcseg.model.precision import autocast_dtype
 
 DEFAULT_WEIGHTS_ENV = "VCSEG_WEIGHTS"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "default.pt"  # beside the package

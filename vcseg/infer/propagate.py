@@ -78,6 +78,7 @@ class VideoStats:
 
     frames: int = 0
     memory_bank_peak_bytes: int = 0
+    short_side: int = 0  # what the frames were processed at, for scale 1.0 (see PredictOptions.upsample)
 
 
 @dataclass
@@ -106,7 +107,7 @@ def propagate(models: Sequence[MemoryNetwork], frames: Iterable[np.ndarray], obj
     does both); dtype is the autocast dtype (None: fp32).
     """
     members = [_Member(InferenceEngine(model, options.mem_every, options.mem_size, options.top_k,
-                                       options.max_objects), scale, flipped)
+                                       options.max_objects, options.previous_in_memory), scale, flipped)
                for model in models for scale, flipped in options.augmentations]
     max_objects = min(member.engine.max_objects for member in members)
     for member in members:
@@ -118,7 +119,9 @@ def propagate(models: Sequence[MemoryNetwork], frames: Iterable[np.ndarray], obj
         if size is None:
             size = (height, width)
             for member in members:
-                member.geometry = plan_geometry(height, width, round(options.size * member.scale))
+                short_side = options.network_short_side(height, width)
+                member.geometry = plan_geometry(height, width, max(16, round(short_side * member.scale)))
+            stats.short_side = options.network_short_side(height, width)
         elif (height, width) != size:
             raise VcsegError(f"frame {index} is {height}x{width} but the video's first frame is "
                              f"{size[0]}x{size[1]}; all frames of a video must have one size")

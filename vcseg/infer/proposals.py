@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vcseg.data.augment import IMAGENET_MEAN_RGB
 from vcseg.data.cache import resize_frame, scaled_size
+from vcseg.io.frames import IMAGENET_MEAN_RGB
 from vcseg.model.proposals import INPUT_MULTIPLE, ProposalConfig
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def postprocess(foreground: torch.Tensor, centre: torch.Tensor, offsets: torch.T
 def pad_to_multiple(frame: np.ndarray, multiple: int = INPUT_MULTIPLE,
                     fill: tuple[int, int, int] = IMAGENET_MEAN_RGB) -> np.ndarray:
     """An (h, w, 3) uint8 frame padded at the bottom and right to multiples of `multiple`
-    (with the ImageNet mean colour, which the network's normalisation turns into ~0)."""
+    (by default with the ImageNet mean colour; `padding_colour` gives a network's own)."""
     height, width = frame.shape[:2]
     padded_h, padded_w = -(-height // multiple) * multiple, -(-width // multiple) * multiple
     if (padded_h, padded_w) == (height, width):
@@ -173,6 +173,13 @@ def pad_to_multiple(frame: np.ndarray, multiple: int = INPUT_MULTIPLE,
     out[:] = np.asarray(fill, dtype=np.uint8)
     out[:height, :width] = frame
     return out
+
+
+def padding_colour(model: nn.Module) -> tuple[int, int, int]:
+    """The uint8 RGB colour `model`'s input normalisation turns into ~0 (its `config.input_mean`),
+    ImageNet's mean when the model does not say."""
+    mean = getattr(getattr(model, "config", None), "input_mean", ())
+    return tuple(round(255 * value) for value in mean) if mean else IMAGENET_MEAN_RGB
 
 
 def predict_proposals(model: nn.Module, frame: np.ndarray, size: int | None = None, *,
@@ -190,7 +197,7 @@ def predict_proposals(model: nn.Module, frame: np.ndarray, size: int | None = No
         raise ValueError(f"frame must be (H, W, 3) uint8 RGB (got {frame.shape} {frame.dtype})")
     height, width = frame.shape[:2]
     content_size = scaled_size(height, width, size) if size is not None else (height, width)
-    padded = pad_to_multiple(resize_frame(frame, content_size))
+    padded = pad_to_multiple(resize_frame(frame, content_size), fill=padding_colour(model))
     device = next(model.parameters()).device
     image = torch.from_numpy(np.ascontiguousarray(padded.transpose(2, 0, 1))).to(device)
     image = image[None].float().div_(255.0)  # 1, 3, Hp, Wp in [0, 1]

@@ -14,6 +14,7 @@ from vcseg.errors import VcsegError
 
 FRAME_SUFFIXES = (".jpg", ".jpeg")
 MASK_SUFFIX = ".png"
+IMAGENET_MEAN_RGB = (124, 116, 104)  # ImageNet mean in 0..255: padding that normalizes to ~0
 
 _DIGITS = re.compile(r"(\d+)")
 

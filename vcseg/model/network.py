@@ -9,7 +9,8 @@ The model is a few verbs that an inference engine drives frame by frame:
 
 A frame's key is kept when the frame enters the memory, so memory frames are never re-encoded.
 `forward` runs a training clip through the same verbs. Frames are float RGB in [0, 1] (the model
-normalises them with ImageNet statistics), of any height and width that are multiples of 16:
+normalises them with `config.input_mean` / `input_std`, resolved from the encoder's weights by
+`vcseg.model.pretrained`), of any height and width that are multiples of 16:
 padding is the caller's job. Objects are K slots; `valid` (B, K bool) marks padded slots, whose
 masks must be zero and which come out with probability 0.
 """
@@ -29,10 +30,9 @@ from vcseg.model.aggregate import other_objects, soft_aggregate
 from vcseg.model.decoder import Decoder
 from vcseg.model.encoders import SKIP_INDICES, build_encoder, skip_channels
 from vcseg.model.modules import ResBlock, SpatialConstraint
+from vcseg.model.pretrained import with_input_normalisation
 
 STRIDE = 16  # keys and values live at 1/16 of the input size
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -64,6 +64,7 @@ class MemoryNetwork(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        config = with_input_normalisation(config)  # input_mean / input_std filled in
         self.config = config
         self.encoder = build_encoder(config.encoder, 3, config.encoder_weights)
         c4, c8, c16 = skip_channels(self.encoder)
@@ -77,8 +78,8 @@ class MemoryNetwork(nn.Module):
         decoder_in = 2 * config.value_dim  # memory read + query value
         self.spatial_constraint = SpatialConstraint(decoder_in) if config.spatial_constraint else None
         self.decoder = Decoder(decoder_in, c8, c4, config.decoder_dim, config.aspp_rates)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(config.input_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.input_std).view(1, 3, 1, 1), persistent=False)
         if config.channels_last:
             self.to(memory_format=torch.channels_last)
 
@@ -204,7 +205,7 @@ class MemoryNetwork(nn.Module):
 
 
 def build_model(config: ModelConfig) -> MemoryNetwork:
-    """The memory network described by `config` (random weights, or the encoder's from disk)."""
+    """The memory network described by `config` (random weights, or the encoder's: ImageNet or from disk)."""
     return MemoryNetwork(config)
 
 

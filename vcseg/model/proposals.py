@@ -11,9 +11,9 @@ output stride (Cheng et al., "Panoptic-DeepLab", CVPR 2020):
 
 with (h, w) = (H, W) / output_stride. Output stride 4 is the decoder's native resolution; output
 stride 1 upsamples the three maps bilinearly to the input size (offsets are multiplied by 4 so
-that they stay in output pixels). Frames are float RGB in [0, 1] (the network applies the ImageNet
-normalisation itself), of any height and width that are multiples of 16: padding is the caller's
-job (`vcseg.infer.proposals.predict_proposals` does it).
+that they stay in output pixels). Frames are float RGB in [0, 1] (the network normalises them
+itself with `config.input_mean` / `input_std`, resolved from the encoder's weights), of any height
+and width that are multiples of 16: padding is the caller's job (`vcseg.infer.proposals.predict_proposals` does it).
 
 Simplification of Panoptic-DeepLab: one shared decoder (smp's DeepLabV3+ decoder on a stride-16
 encoder, as the memory network's encoders are built) instead of separate semantic and instance
@@ -29,7 +29,7 @@ from torch import nn
 
 from vcseg.config import ProposalConfig
 from vcseg.model.encoders import DEPTH, build_encoder
-from vcseg.model.network import IMAGENET_MEAN, IMAGENET_STD
+from vcseg.model.pretrained import with_input_normalisation
 
 INPUT_MULTIPLE = 16  # the encoders stop at stride 16
 DECODER_STRIDE = 4  # DeepLabV3+ fuses the stride-16 ASPP output with the stride-4 skip map
@@ -55,8 +55,9 @@ class ProposalNetwork(nn.Module):
 
     def __init__(self, config: ProposalConfig):
         super().__init__()
+        config = with_input_normalisation(config, "proposals.encoder_weights")  # input_mean / input_std filled in
         self.config = config
-        self.encoder = build_encoder(config.encoder, 3, config.encoder_weights)
+        self.encoder = build_encoder(config.encoder, 3, config.encoder_weights, "proposals.encoder_weights")
         self.decoder = DeepLabV3PlusDecoder(
             encoder_channels=self.encoder.out_channels, encoder_depth=DEPTH,
             out_channels=config.decoder_channels, atrous_rates=config.aspp_rates, output_stride=16,
@@ -72,8 +73,8 @@ class ProposalNetwork(nn.Module):
         # Start from "no person, no centre": early training is not flooded by spurious peaks.
         nn.init.constant_(self.foreground_head[-1].bias, -2.0)
         nn.init.constant_(self.centre_head[-1].bias, -4.0)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(config.input_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.input_std).view(1, 3, 1, 1), persistent=False)
 
     @property
     def output_stride(self) -> int:
@@ -100,7 +101,7 @@ class ProposalNetwork(nn.Module):
 
 
 def build_proposal_model(config: ProposalConfig) -> ProposalNetwork:
-    """The proposal network described by `config` (random weights, or the encoder's from disk)."""
+    """The proposal network described by `config` (random weights, or the encoder's: ImageNet or from disk)."""
     return ProposalNetwork(config)
 
 

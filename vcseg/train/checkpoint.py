@@ -1,34 +1,19 @@
-"""Checkpoints: everything needed to resume training exactly, or to run inference alone.
+"""Writing checkpoints: everything needed to resume training exactly, or an inference checkpoint.
 
-A checkpoint is one `torch.save` file:
+The format, and reading it back (`load_checkpoint`, which also restores int8 weights), live in
+`vcseg.model.checkpoint`, below both training and inference. Here: the training state (RNG
+states), atomic saves, and `export_weights`, which strips the training state and may store large
+weight tensors as int8 with one scale per output channel (`export_weights(precision="int8")`).
+Files are written atomically: a crash mid-save keeps the previous checkpoint intact.
 
-    {"format": "vcseg-checkpoint", "version": 1,
-     "config": resolved config dict,
-     "models": {"memory": state_dict},        # room for more models ("proposals") in one file
-     "quantized": {"memory": {name: {"q": int8, "scale": fp32 per channel}}} or absent,
-     "train": {"step", "optimizer", "scheduler", "scaler", "rng"} or absent}
-
-An exported checkpoint may store large weight tensors as int8 with one scale per output channel
-(`export_weights(precision="int8")`); `load_checkpoint` turns them back into float tensors, so
-everything downstream sees ordinary state dicts.
-
-Inference reads "config" and "models" only, so a checkpoint stripped of "train" (or a training
-checkpoint) loads the same way. Files are written atomically: a crash mid-save keeps the previous
-checkpoint intact.
-
-A checkpoint holds plain values only (tensors, numbers, strings, lists, tuples, dicts), so it is
-read with `torch.load(weights_only=True)`: a `.pt` file is a pickle, and unpickling anything else
-can run code. The one exception is the numpy RNG state of checkpoints written before that rule,
-a uint32 numpy array: the numpy globals that array needs are allowed and nothing more. Anything
-else is refused with one line naming what the file holds.
+A checkpoint holds plain values only (tensors, numbers, strings, lists, tuples, dicts), so that it
+is read with `torch.load(weights_only=True)`: `rng_state` turns the numpy state into a tensor.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import random
-import re
 from pathlib import Path
 from typing import Any
 
@@ -37,24 +22,7 @@ import torch
 
 from vcseg.errors import VcsegError
 from vcseg.io.atomic import atomic_path
-
-try:
-    from numpy._core.multiarray import _reconstruct
-except ImportError:  # numpy < 1.26
-    from numpy.core.multiarray import _reconstruct
-
-FORMAT = "vcseg-checkpoint"
-VERSION = 1
-
-
-# What older checkpoints need beyond plain values: their numpy RNG state is a pickled uint32 array.
-# numpy 2 names the array reconstructor numpy._core.multiarray._reconstruct, numpy 1 numpy.core...;
-# both names are allowed so a checkpoint loads whichever numpy wrote it. (Named entries need torch >= 2.6.)
-_LEGACY_NUMPY_GLOBALS = [np.ndarray, np.dtype, type(np.dtype(np.uint32)),
-                         (_reconstruct, "numpy._core.multiarray._reconstruct"),
-                         (_reconstruct, "numpy.core.multiarray._reconstruct")]
-# How torch's weights-only unpickler names what it refused: a global, or a class it will not build.
-_REFUSED = re.compile(r"GLOBAL ([\w.]+)|but got <class '([\w.]+)'>")
+from vcseg.model.checkpoint import FORMAT, VERSION, load_checkpoint
 
 
 def rng_state() -> dict[str, Any]:
@@ -97,39 +65,6 @@ def save_checkpoint(path: str | os.PathLike[str], *, config: dict[str, Any],
     return path
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint on the CPU; VcsegError naming the file if it is not one of ours."""
-    path = Path(path)
-    if not path.is_file():
-        raise VcsegError(f"{path}: checkpoint not found")
-    try:
-        with torch.serialization.safe_globals(_LEGACY_NUMPY_GLOBALS):
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "weights only" not in str(error).lower():  # not a refusal: a damaged file
-            raise VcsegError(f"{path}: cannot read checkpoint ({_first_line(error)}); it may be truncated") from None
-        found = _REFUSED.search(str(error))
-        what = next(name for name in found.groups() if name) if found else "a pickled object"
-        raise VcsegError(f"{path}: refused to load: it holds {what} which a vcseg checkpoint never contains; "
-                         "it is not a vcseg checkpoint, or was tampered with (loading it could run code)") from None
-    except Exception as error:
-        raise VcsegError(f"{path}: cannot read checkpoint ({_first_line(error)}); it may be truncated") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise VcsegError(f"{path}: not a vcseg checkpoint (no '{FORMAT}' header)")
-    if payload.get("version", 0) > VERSION:
-        raise VcsegError(f"{path}: checkpoint version {payload['version']} is newer than this vcseg "
-                         f"({VERSION}); upgrade vcseg")
-    for name, tensors in payload.pop("quantized", {}).items():
-        payload["models"].setdefault(name, {}).update(
-            {key: dequantize(entry["q"], entry["scale"]) for key, entry in tensors.items()})
-    return payload
-
-
-def _first_line(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
 QUANTIZE_MIN_ELEMENTS = 1024  # small tensors (biases, norms) stay in floating point
 
 
@@ -139,10 +74,6 @@ def quantize(weight: torch.Tensor) -> dict[str, torch.Tensor]:
     scale = flat.abs().amax(dim=1).clamp(min=1e-12) / 127.0  # C
     q = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8)
     return {"q": q.reshape(weight.shape), "scale": scale}
-
-
-def dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return (q.float().reshape(q.shape[0], -1) * scale[:, None]).reshape(q.shape)
 
 
 def export_weights(out: str | os.PathLike[str], memory: str | os.PathLike[str] | None = None,

@@ -27,7 +27,6 @@ import csv
 import os
 import signal
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -43,8 +42,10 @@ from vcseg.data.clips import ClipSampler
 from vcseg.errors import VcsegError
 from vcseg.io.atomic import write_bytes_atomic, write_json_atomic
 from vcseg.io.outputs import OutputLock, remove_orphan_temporaries
-from vcseg.model.network import MemoryNetwork, build_model
-from vcseg.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vcseg.model import pretrained
+from vcseg.model.checkpoint import load_checkpoint
+from vcseg.model.precision import autocast_dtype
+from vcseg.train.checkpoint import rng_state, save_checkpoint, set_rng_state
 from vcseg.train.distributed import DistInfo, mean_across_processes, setup_distributed, teardown_distributed
 from vcseg.train.schedule import lr_factor
 from vcseg.train.tasks import make_task
@@ -133,35 +134,6 @@ def apply_resume_overrides(config: Config, overrides: Sequence[str], steps_done:
     return extended
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether oneDNN has fast bf16 kernels for this CPU (AVX512 and later: AVX512-BF16, AMX).
-
-    Without them bf16 autocast is emulated: a resnet18 proposal-network training step took 15 s
-    instead of 0.9 s in fp32 on an AVX2 CPU (batch 8, 192x320), so "auto" picks bf16 only where
-    it pays.
-    """
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN: no fast bf16 either
-        return False
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for `precision` on `device`, None for plain fp32.
-
-    "auto" is bf16 on CUDA GPUs and CPUs that support it natively, fp32 elsewhere. An explicit
-    "bf16" on a CPU without native bf16 is honoured with a warning: it is many times slower there.
-    """
-    native_bf16 = (torch.cuda.is_bf16_supported() if device.type == "cuda"
-                   else device.type == "cpu" and cpu_has_native_bf16())
-    if precision == "auto":
-        precision = "bf16" if native_bf16 else "fp32"
-    elif precision == "bf16" and device.type == "cpu" and not native_bf16:
-        warnings.warn("precision bf16 on a CPU without native bf16 (no AVX512-BF16 or AMX): emulated, many "
-                      "times slower than fp32; use precision \"auto\" or \"fp32\" on this machine", stacklevel=2)
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
 class _StopFlag:
     """First Ctrl-C asks the loop to checkpoint and stop at the end of the step; a second one aborts."""
 
@@ -225,11 +197,17 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
     local_batch = settings.batch_size // info.world_size
     device = info.device
 
-    task = make_task(config)
+    section = make_task(config).section  # "model" or "proposals": the network this run trains
+    init = load_checkpoint(settings.init) if settings.init and not resume else None
+    config = with_input_normalisation(config, section, init)  # what config.json and checkpoints record
+    network = getattr(config, section)
+    if resume or init is not None:  # the checkpoint's weights replace the encoder's: load (download) none
+        network = replace(network, encoder_weights=None)
+    task = make_task(replace(config, **{section: network}))
     torch.manual_seed(settings.seed)  # the same initial weights in every process and every run
     model = task.build_model()
-    if settings.init and not resume:
-        model.load_state_dict(_task_state(load_checkpoint(settings.init), task.name, settings.init))
+    if init is not None:
+        model.load_state_dict(_task_state(init, task.name, settings.init))
     model.to(device)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -361,6 +339,19 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
                         history=history, total_steps=settings.steps, stopped_by=stopped_by)
 
 
+def with_input_normalisation(config: Config, section: str, init: dict[str, Any] | None = None) -> Config:
+    """`config` with the input normalisation of the network in `section` ("model" or "proposals")
+    filled in: the `init` checkpoint's when the run starts from one and sets none itself (its
+    weights were trained with it), else resolved from the encoder and its weights."""
+    network = getattr(config, section)
+    setting = f"{section}.encoder_weights"
+    if not network.input_mean and init is not None:
+        started = pretrained.with_input_normalisation(
+            getattr(Config.from_dict(init["config"], source=config.train.init), section), setting)
+        network = replace(network, input_mean=started.input_mean, input_std=started.input_std)
+    return replace(config, **{section: pretrained.with_input_normalisation(network, setting)})
+
+
 def _task_state(state: dict[str, Any], name: str, path: Any) -> dict[str, torch.Tensor]:
     if name not in state["models"]:
         raise VcsegError(f"{path}: holds no {name} model (it has: {', '.join(state['models'])})")
@@ -386,28 +377,3 @@ def _tensorboard(run_dir: Path) -> Any:
     except ImportError:
         return None
     return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-
-
-def load_memory_network(path: str | os.PathLike[str]) -> tuple[MemoryNetwork, Config]:
-    """A trained memory network for inference (any vcseg checkpoint that holds one), in eval mode."""
-    state = load_checkpoint(path)
-    if "memory" not in state["models"]:
-        raise VcsegError(f"{path}: this checkpoint holds no memory network (models: {list(state['models'])})")
-    config = Config.from_dict(state["config"], source=str(path))
-    model = build_model(config.model)
-    model.load_state_dict(state["models"]["memory"])
-    return model.eval(), config
-
-
-def load_proposal_network(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Config]:
-    """A trained person proposal network for inference (a checkpoint that holds one), in eval mode."""
-    from vcseg.model.proposals import build_proposal_model
-
-    state = load_checkpoint(path)
-    if "proposals" not in state["models"]:
-        raise VcsegError(f"{path}: this checkpoint holds no proposal network (models: {list(state['models'])}); "
-                         "train one with `vcseg train --task proposals` and combine with `vcseg export`")
-    config = Config.from_dict(state["config"], source=str(path))
-    model = build_proposal_model(config.proposals)
-    model.load_state_dict(state["models"]["proposals"])
-    return model.eval(), config

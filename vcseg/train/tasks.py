@@ -85,6 +85,7 @@ class MemoryTask:
     """The memory network: clips of `data.clip_frames` frames, frame 0's masks given."""
 
     name = "memory"
+    section = "model"  # the config section that describes the network
     parts = ("cross_entropy", "dice", "hard_fraction")
 
     def __init__(self, config: Config) -> None:
@@ -128,6 +129,7 @@ class ProposalTask:
     """The proposal network: single annotated frames with every person, Panoptic-DeepLab targets."""
 
     name = "proposals"
+    section = "proposals"  # the config section that describes the network
     parts = ("foreground", "centre", "offset")
     uses_skip_schedule = False
 

@@ -1,0 +1,41 @@
+"""Prediction never imports the training stack (losses, clips, augmentations, the loop): start-up
+time is time to the first predicted frame."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import make_video, person_masks
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# In a fresh interpreter: the modules of vcseg.train loaded after importing the prediction module,
+# then after a whole `vcseg predict` run (CLI, predict_dataset, checkpoint loading, propagation).
+PROBE = """
+import json, sys
+def training():
+    return sorted(name for name in sys.modules if name == "vcseg.train" or name.startswith("vcseg.train."))
+import vcseg.infer.dataset
+after_import = training()
+from click.testing import CliRunner
+from vcseg.cli import main
+result = CliRunner().invoke(main, ["predict", *sys.argv[1:]])
+print(json.dumps({"import": after_import, "predict": training(), "exit_code": result.exit_code,
+                  "output": result.output}))
+"""
+
+
+def test_prediction_does_not_import_training(tmp_path, checkpoint):
+    make_video(tmp_path / "data", "a", person_masks(2), layout="frames-only")
+    make_video(tmp_path / "first", "a", person_masks(1))
+    args = ["--video-dir", str(tmp_path / "data"), "--out", str(tmp_path / "pred"), "--first-masks",
+            str(tmp_path / "first"), "--checkpoint", str(checkpoint), "--size", "32", "--device", "cpu"]
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["exit_code"] == 0 and "predicted 1 video(s), 2 frames" in seen["output"], seen["output"]
+    assert seen["import"] == [] and seen["predict"] == []
