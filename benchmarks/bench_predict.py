@@ -1,9 +1,9 @@
 """`vcseg predict` figures: frames per second at 854x480, the memory bank's bound on long videos, and
 the old engine against the new one with the default weights on real footage.
 
-- Old (STM: every frame's value written to the memory, read by the next frame) against new (STCN:
-  values written only for frames that join the memory; the previous frame reaches the decoder
-  through its mask): frames/s and J&F, first masks given (semi) and none (the people found by the
+- STM's memory writes (every frame's value written to the memory, read by the next frame; the
+  default) against STCN's (`--memory-frames-only`: values written only for frames that join the
+  memory; the previous frame reaches the decoder through its mask): frames/s and J&F, first masks given (semi) and none (the people found by the
   proposal network), on the six shared DAVIS people sequences (854x480, one person each; semi on
   all frames, no mask on the first 30 of each) and on two 4-person compositions of them; plus the
   time from starting `vcseg predict` to its first predicted frame.
@@ -40,7 +40,7 @@ from vcseg.metrics.evaluate import score_dataset
 from vcseg.model.network import MemoryNetwork
 
 DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-people"
-ENGINES = {"old (STM, previous frame in memory)": True, "new (STCN, memory frames only)": False}
+ENGINES = {"STM, every frame's value in memory (default)": True, "STCN, --memory-frames-only": False}
 NO_MASK_FRAMES = 30  # per DAVIS sequence, for the no-mask rows (proposals make them the slow ones)
 
 MODELS = {
@@ -117,11 +117,12 @@ def _engine_rows(title: str, data: Path, first_masks: Path | None, tmp: Path) ->
     for name, previous in ENGINES.items():
         out = tmp / f"{title.split()[0]}-{previous}-{first_masks is not None}"
         started = time.perf_counter()
-        summary = predict_dataset(data, out, [DEFAULT_WEIGHTS], first_masks, PredictOptions(previous_in_memory=previous))
+        options = PredictOptions(previous_in_memory=previous)
+        summary = predict_dataset(data, out, [DEFAULT_WEIGHTS], first_masks, options)
         speeds.append(summary.frames / (time.perf_counter() - started))
         reports.append(score_dataset(out, data, workers=1))
         print(f"    {name:38s} {speeds[-1]:5.2f} frames/s, J&F {reports[-1].summary()['JF_mean']:.4f}", flush=True)
-    print(f"    new / old frames/s: {speeds[1] / speeds[0]:.2f}x; J&F new minus old "
+    print(f"    STCN / STM frames/s: {speeds[1] / speeds[0]:.2f}x; J&F STCN minus STM "
           f"{paired_difference(reports[1], reports[0])}", flush=True)
 
 
@@ -150,7 +151,7 @@ def bench_engines() -> None:
     if not DEFAULT_WEIGHTS.is_file():
         print(f"  {DEFAULT_WEIGHTS} not found: run `make weights` first")
         return
-    print("old and new engine, default weights, --size 480, fp32 on the CPU")
+    print("STM's and STCN's memory writes, default weights, --size 480, fp32 on the CPU")
     _startup()
     if not DAVIS.is_dir():
         print(f"  {DAVIS} not found: the real-footage rows need the shared DAVIS people sequences")

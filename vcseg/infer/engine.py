@@ -36,7 +36,7 @@ class InferenceEngine:
 
     def __init__(self, model: MemoryNetwork, mem_every: int = 5, working_size: int = 8,
                  top_k: int | None = None, max_objects: int | None = None,
-                 previous_in_memory: bool = False) -> None:
+                 previous_in_memory: bool = True) -> None:
         if mem_every < 1:
             raise ValueError(f"mem_every must be at least 1 (got {mem_every})")
         self.model = model

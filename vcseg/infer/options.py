@@ -29,10 +29,14 @@ class PredictOptions:
     upsample: let `size` exceed a frame's own short side (by default a 240-line video is
         processed at 240 whatever `size` says: four times the pixels would add no information).
     previous_in_memory: write every frame's value into the memory as a temporary entry read by
-        the next frame (STM), or, by default, only the frames that join the memory (STCN; the
-        previous frame still reaches the decoder through its mask, the spatial constraint). With the
-        default weights at 480 on 2 CPU cores STCN's way ran 1.65x the frames/s, and scored J&F
-        0.537 against 0.524 on the six DAVIS people sequences (`python -m benchmarks.run predict`).
+        the next frame (STM, the default), or only the frames that join the memory (STCN; the
+        previous frame still reaches the decoder through its mask, the spatial constraint). With
+        the default weights (trained with every frame in memory) at 480 on 2 CPU cores STCN's way
+        ran 1.65x the frames/s and scored J&F 0.537 against 0.524 on the six real DAVIS people
+        sequences, but 0.703 against 0.777 on the demo's procedural videos at 240 (mem_every 2:
+        0.752 at 1.37x): the weights lean on the previous frame's value where they are at home, so
+        STM stays the default until weights trained for STCN's way exist
+        (`python -m benchmarks.run predict`).
     """
 
     size: int = 480
@@ -44,7 +48,7 @@ class PredictOptions:
     precision: str = "auto"
     device: str = "auto"
     max_objects: int | None = None
-    previous_in_memory: bool = False
+    previous_in_memory: bool = True
     upsample: bool = False
 
     def __post_init__(self) -> None:
