@@ -14,7 +14,7 @@ PROPOSALS_DATA := data/proposals-train
 WEIGHTS_RUN := runs/default-weights
 PROPOSALS_RUN := runs/default-proposals
 
-.PHONY: setup test demo bench weights clean
+.PHONY: setup test demo bench weights clean gpu-check
 
 setup: $(VENV)/.installed
 
@@ -46,6 +46,11 @@ weights: setup
 	else $(VCSEG) train --config configs/default-proposals.toml --out $(PROPOSALS_RUN); fi
 	$(VCSEG) export --memory $(WEIGHTS_RUN)/checkpoints/last.pt \
 	    --proposals $(PROPOSALS_RUN)/checkpoints/last.pt --precision int8 --out weights/default.pt
+
+# The GPU paths end to end (tests on the GPU, 2-process torchrun training killed and resumed in
+# bf16 and fp16, sharded prediction), about 8 minutes; one line and exit 0 without CUDA.
+gpu-check: setup
+	$(PY) -m benchmarks.gpu_check
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache

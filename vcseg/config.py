@@ -169,6 +169,11 @@ class TrainConfig:
         from all pixels to the hardest `bootstrap_top` fraction.
     precision: "auto" (bf16 autocast on GPUs and CPUs with native bf16, fp32 elsewhere: emulated bf16
         on an AVX2 CPU is about 15x slower than fp32), "fp32", "bf16", "fp16".
+    device: "auto" (under torchrun process LOCAL_RANK on GPU LOCAL_RANK % device_count, else the
+        CPU), "cpu", "cuda" (the same GPU, required), "cuda:N".
+    deterministic: deterministic kernels where PyTorch has them, cuDNN autotuning off and a fixed
+        cuBLAS workspace (`vcseg.train.loop.deterministic_algorithms`): GPU runs that repeat and
+        resume bit for bit, at some speed. CPU training is deterministic either way.
     val_every: every this many steps (0: never), predict the first `val_videos` videos of the
         index's val split (`val_frames` frames each) from their first masks, score them (J&F), and
         keep the best checkpoint as best.pt (memory task).
@@ -193,6 +198,7 @@ class TrainConfig:
     dice_weight: float = 1.0
     seed: int = 0
     device: str = "auto"
+    deterministic: bool = False
     checkpoint_every: int = 200
     log_every: int = 10
     val_every: int = 0

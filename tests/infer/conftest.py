@@ -17,6 +17,17 @@ TINY = ModelConfig(encoder="resnet18", value_encoder="resnet18", key_dim=16, val
                    aspp_rates=(1, 2))
 
 
+@pytest.fixture(autouse=True)
+def cpu_fp32(monkeypatch):
+    """The inference tests check CPU fp32 results: "auto" device and precision resolve to the CPU
+    and fp32 here even on a machine with a GPU or a CPU with native bf16 (the GPU paths have their
+    own tests, tests/gpu, run by `make gpu-check`)."""
+    from vcseg.model import precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+
+
 def tiny_model(seed: int = 0) -> MemoryNetwork:
     torch.manual_seed(seed)
     return MemoryNetwork(TINY).eval()

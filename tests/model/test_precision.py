@@ -26,3 +26,17 @@ def test_explicit_bf16_on_a_cpu_without_it_warns_and_is_honoured(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+
+
+@pytest.mark.parametrize(("gpu", "native"), [("V100", False), ("T4", False), ("A100", True)])
+def test_auto_precision_on_a_gpu_is_bf16_only_where_native(monkeypatch, gpu, native):
+    asked = []
+
+    def is_bf16_supported(including_emulation=True):
+        asked.append(including_emulation)
+        return native or including_emulation  # V100 / T4 emulate bf16: True unless emulation is excluded
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert autocast_dtype("auto", torch.device("cuda", 0)) == (torch.bfloat16 if native else None)
+    assert asked == [False]
+    assert autocast_dtype("fp16", torch.device("cuda", 0)) is torch.float16

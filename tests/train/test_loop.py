@@ -20,6 +20,9 @@ from vcseg.train import loop
 from vcseg.train.loop import train
 from vcseg.train.tasks import clip_loss
 
+# What the exact-resume tests check, whatever machine runs them: the CPU in fp32, deterministic.
+EXACT = ("train.device=cpu", "train.precision=fp32", "train.deterministic=true")
+
 
 def test_training_lowers_the_loss(tiny_videos, tmp_path):
     config = tiny_config(tiny_videos, "train.steps=40", "train.lr=1e-3", "train.bootstrap_start=1.0",
@@ -40,7 +43,7 @@ def test_training_lowers_the_loss(tiny_videos, tmp_path):
 
 
 def test_resume_reproduces_the_next_steps(tiny_videos, tmp_path):
-    config = tiny_config(tiny_videos, "train.steps=4", "train.checkpoint_every=1000")
+    config = tiny_config(tiny_videos, "train.steps=4", "train.checkpoint_every=1000", *EXACT)
     straight = [r.loss for r in train(config, tmp_path / "a").history]
     first = train(config, tmp_path / "b", stop_after=2)
     assert first.interrupted and first.steps_done == 2 and first.stopped_by == "stop_after"
@@ -204,7 +207,7 @@ def test_training_holds_the_run_lock_while_it_runs(tiny_videos, tmp_path):
 
 def test_resume_from_a_checkpoint_written_before_plain_rng_states(tiny_videos, tmp_path):
     """Checkpoints of earlier versions hold the numpy RNG state as a numpy array; they resume exactly."""
-    config = tiny_config(tiny_videos, "train.steps=4", "train.checkpoint_every=1000")
+    config = tiny_config(tiny_videos, "train.steps=4", "train.checkpoint_every=1000", *EXACT)
     straight = [r.loss for r in train(config, tmp_path / "a").history]
     first = train(config, tmp_path / "b", stop_after=2)
     payload = torch.load(first.last_checkpoint, weights_only=False)  # our own file

@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 
 from vcseg.errors import VcsegError
-from vcseg.infer.options import PredictOptions, resolve_device
+from vcseg.infer.options import PredictOptions
 from vcseg.model.checkpoint import load_memory_network
+from vcseg.model.devices import device_for_rank, use_device
 from vcseg.model.network import MemoryNetwork
 from vcseg.model.precision import autocast_dtype
 
@@ -44,6 +45,15 @@ def resolve_checkpoints(checkpoints: Sequence[ModelSource]) -> list[ModelSource]
                      "configs/demo.toml --out runs/demo`) and pass --checkpoint runs/demo/checkpoints/last.pt")
 
 
+def prediction_device(requested: str, given: Sequence[MemoryNetwork] = ()) -> torch.device:
+    """The device prediction runs on, made current: where `given` models already are under "auto",
+    else `device_for_rank` (under torchrun "auto" and "cuda" put each process on GPU
+    LOCAL_RANK % device_count)."""
+    if requested == "auto" and given:
+        return use_device(next(given[0].parameters()).device)
+    return use_device(device_for_rank(requested, setting="--device"))
+
+
 @contextlib.contextmanager
 def inference_models(sources: Sequence[ModelSource], options: PredictOptions
                      ) -> Iterator[tuple[list[MemoryNetwork], torch.device, torch.dtype | None]]:
@@ -54,11 +64,7 @@ def inference_models(sources: Sequence[ModelSource], options: PredictOptions
     are under device "auto" and get their train/eval mode back on exit.
     """
     sources = resolve_checkpoints(sources)
-    given = [source for source in sources if isinstance(source, MemoryNetwork)]
-    if options.device == "auto" and given:
-        device = next(given[0].parameters()).device
-    else:
-        device = resolve_device(options.device)
+    device = prediction_device(options.device, [source for source in sources if isinstance(source, MemoryNetwork)])
     models = [source if isinstance(source, MemoryNetwork) else load_memory_network(Path(source))[0]
               for source in sources]
     was_training = [model.training for model in models]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-import torch
 
 from vcseg.config import PRECISIONS
 from vcseg.errors import VcsegError
@@ -85,19 +83,3 @@ def parse_scales(text: str) -> tuple[float, ...]:
     if not scales:
         raise VcsegError("--scales needs at least one scale, e.g. 1.0")
     return scales
-
-
-def resolve_device(requested: str) -> torch.device:
-    """'auto' -> this process's CUDA GPU (LOCAL_RANK under torchrun) when there is one, else the CPU."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
-        return torch.device("cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise VcsegError(f"--device {requested!r} is not a device name; use auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VcsegError("--device cuda but no CUDA device is visible; use --device cpu or auto")
-    return device
-

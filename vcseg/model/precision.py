@@ -26,10 +26,11 @@ def cpu_has_native_bf16() -> bool:
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `precision` on `device`, None for plain fp32.
 
-    "auto" is bf16 on CUDA GPUs and CPUs that support it natively, fp32 elsewhere. An explicit
+    "auto" is bf16 on CUDA GPUs and CPUs that support it natively (Ampere and later; not V100 or
+    T4, where bf16 is emulated), fp32 elsewhere. An explicit
     "bf16" on a CPU without native bf16 is honoured with a warning: it is many times slower there.
     """
-    native_bf16 = (torch.cuda.is_bf16_supported() if device.type == "cuda"
+    native_bf16 = (torch.cuda.is_bf16_supported(including_emulation=False) if device.type == "cuda"
                    else device.type == "cpu" and cpu_has_native_bf16())
     if precision == "auto":
         precision = "bf16" if native_bf16 else "fp32"

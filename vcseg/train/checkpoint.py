@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +26,46 @@ from vcseg.io.atomic import atomic_path
 from vcseg.model.checkpoint import FORMAT, VERSION, load_checkpoint
 
 
-def rng_state() -> dict[str, Any]:
-    """The state of every random generator training touches (python, numpy, torch, cuda), as plain
-    values: the numpy key array becomes an int64 tensor so the checkpoint needs no numpy to load."""
+def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """The state of every random generator training touches (python, numpy, torch, and the CUDA
+    generator of `device` when it is a GPU), as plain values: the numpy key array becomes an int64
+    tensor so the checkpoint needs no numpy to load.
+
+    One process's state: under torchrun the checkpoint holds every rank's (`rng_states` in
+    `vcseg.train.loop`), each restored by its own rank."""
     kind, key, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     numpy_state = (kind, torch.from_numpy(key.astype(np.int64)), int(position), int(has_gauss),
                    float(cached_gaussian))
     state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore `rng_state()`; also reads older checkpoints, whose numpy key is a numpy array."""
+def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
+    """Restore `rng_state()`; the CUDA state goes to `device`'s generator.
+
+    Also reads older checkpoints: a numpy key as a numpy array, and "cuda" as the list of every
+    GPU's state (`get_rng_state_all`), of which `device`'s entry is restored. A CUDA state that
+    has no GPU to go to here (resumed on the CPU or on fewer GPUs) is skipped with a warning: the
+    run goes on, its GPU random numbers no longer those of an uninterrupted run.
+    """
     random.setstate(state["python"])
     kind, key, position, has_gauss, cached_gaussian = state["numpy"]
     key = np.asarray(key.numpy() if isinstance(key, torch.Tensor) else key).astype(np.uint32)
     np.random.set_state((kind, key, position, has_gauss, cached_gaussian))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is None:
+        return
+    if isinstance(cuda, (list, tuple)):  # older checkpoints: every GPU's state, GPU i at [i]
+        index = device.index if device is not None and device.type == "cuda" and device.index is not None else 0
+        cuda = cuda[index] if device is not None and device.type == "cuda" and index < len(cuda) else None
+    if cuda is None or device is None or device.type != "cuda":
+        warnings.warn(f"the checkpoint's CUDA random state has no GPU to go to on {device or 'this process'}: "
+                      "resuming without it, so GPU random numbers differ from an uninterrupted run", stacklevel=2)
+        return
+    torch.cuda.set_rng_state(cuda, device)
 
 
 def save_checkpoint(path: str | os.PathLike[str], *, config: dict[str, Any],

@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
+
+from vcseg.model.devices import device_for_rank, use_device
 
 
 @dataclass(frozen=True)
@@ -29,30 +33,26 @@ class DistInfo:
         return self.world_size > 1
 
 
-def pick_device(requested: str, local_rank: int = 0) -> torch.device:
-    """`auto` -> this process's GPU when there is one, else the CPU."""
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
-        if not torch.cuda.is_available():
-            from vcseg.errors import VcsegError
-
-            raise VcsegError("train.device=cuda but no CUDA device is visible; use train.device=cpu or auto")
-        return torch.device("cuda", local_rank)
-    return torch.device(requested)
-
-
 def setup_distributed(requested_device: str = "auto") -> DistInfo:
-    """Join the process group when launched by torchrun (nccl on GPUs, gloo on CPUs)."""
+    """Join the process group when launched by torchrun (nccl on GPUs, gloo on CPUs). Process
+    LOCAL_RANK runs on GPU LOCAL_RANK % device_count under "auto" or "cuda" (two processes may
+    share one GPU), made its current device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(requested_device, local_rank)
+    device = use_device(device_for_rank(requested_device, local_rank, setting="train.device"))
     if world_size > 1 and not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
+        dist.init_process_group(backend=backend_for(device, local_world_size))
     return DistInfo(rank=rank, local_rank=local_rank, world_size=world_size, device=device)
+
+
+def backend_for(device: torch.device, local_world_size: int) -> str:
+    """nccl when every local process has a GPU of its own; gloo on CPUs and where processes share
+    a GPU (NCCL refuses two ranks on one device)."""
+    if device.type == "cuda" and local_world_size <= torch.cuda.device_count():
+        return "nccl"
+    return "gloo"
 
 
 def teardown_distributed() -> None:
@@ -67,3 +67,29 @@ def mean_across_processes(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     value = value.detach().clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / info.world_size
+
+
+def any_process(flag: bool, info: DistInfo) -> bool:
+    """True on every process when `flag` is true on any (an all_reduce MAX): all ranks decide the
+    same, e.g. to stop at the same step after a Ctrl-C only some of them saw."""
+    if not info.distributed:
+        return flag
+    value = torch.tensor([int(flag)], device=info.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def gather_to_all(value: Any, info: DistInfo) -> list[Any]:
+    """`value` of every process, by rank (picklable values: RNG states); a collective."""
+    if not info.distributed:
+        return [value]
+    values: list[Any] = [None] * info.world_size
+    dist.all_gather_object(values, value)
+    return values
+
+
+def seed_device_generators(seed: int, rank: int) -> None:
+    """Seed this process's CUDA generator with seed + rank: ranks draw different dropout masks and
+    random crops on the GPU (the CPU generator keeps `seed`, so every rank builds the same initial
+    weights). Nothing happens without CUDA (the call is queued until CUDA initialises)."""
+    torch.cuda.manual_seed(seed + rank)

@@ -27,8 +27,8 @@ import csv
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,9 @@ from vcseg.model import pretrained
 from vcseg.model.checkpoint import load_checkpoint
 from vcseg.model.precision import autocast_dtype
 from vcseg.train.checkpoint import rng_state, save_checkpoint, set_rng_state
-from vcseg.train.distributed import DistInfo, mean_across_processes, setup_distributed, teardown_distributed
+from vcseg.model.devices import synchronize
+from vcseg.train.distributed import (DistInfo, any_process, gather_to_all, mean_across_processes,
+                                     seed_device_generators, setup_distributed, teardown_distributed)
 from vcseg.train.schedule import lr_factor
 from vcseg.train.tasks import make_task
 
@@ -56,7 +58,8 @@ LOCK_NAME = ".vcseg-train.lock"
 # Clips are a pure function of (seed, position), so the DataLoader's worker count changes nothing
 # either. Anything else (model, data, optimiser, schedule shape) would change what the steps already
 # done were.
-RESUMABLE_KEYS = ("train.steps", "train.checkpoint_every", "train.log_every", "train.val_every", "data.workers")
+RESUMABLE_KEYS = ("train.steps", "train.checkpoint_every", "train.log_every", "train.val_every", "data.workers",
+                  "train.deterministic")
 Validate = Callable[[torch.nn.Module], dict[str, float]]  # model -> {"J_mean", "F_mean", "JF_mean"}
 
 
@@ -135,27 +138,73 @@ def apply_resume_overrides(config: Config, overrides: Sequence[str], steps_done:
 
 
 class _StopFlag:
-    """First Ctrl-C asks the loop to checkpoint and stop at the end of the step; a second one aborts."""
+    """First Ctrl-C asks the loop to checkpoint and stop at the end of the step; a second one aborts.
+
+    SIGTERM (what torchrun sends its workers when it is interrupted, 30 s before SIGKILL) asks the
+    same and never aborts. Under torchrun the ranks agree on the request every step
+    (`any_process`), so all stop after the same step and rank 0 saves it."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopFlag:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread (e.g. some test runners): no handler
-            self._previous = None
+        for signum, handler in ((signal.SIGINT, self._interrupt), (signal.SIGTERM, self._terminate)):
+            try:
+                self._previous[signum] = signal.signal(signum, handler)
+            except ValueError:  # not the main thread (e.g. some test runners): no handler
+                pass
         return self
 
-    def _handle(self, signum: int, frame: Any) -> None:
+    def _interrupt(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
 
+    def _terminate(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """With `enabled` (`train.deterministic`), run with deterministic kernels where PyTorch has them
+    (`torch.use_deterministic_algorithms(True, warn_only=True)`: a warning names each op that has
+    none), cuDNN autotuning off and cuBLAS given the fixed workspace it needs to be deterministic
+    (CUBLAS_WORKSPACE_CONFIG, unless set). Slower on GPUs; on the CPU training is deterministic
+    anyway. The previous settings come back on exit."""
+    if not enabled:
+        yield
+        return
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[2], previous[3]
+
+
+def load_scaler_state(scaler: torch.amp.GradScaler, state: dict[str, Any]) -> None:
+    """Restore a GradScaler's state; an empty one (saved by a disabled scaler: an fp16 run on the
+    CPU, or any bf16/fp32 run) leaves `scaler` at its initial scale instead of failing."""
+    if state and scaler.is_enabled():
+        scaler.load_state_dict(state)
+
+
+def rank_rng_state(train_state: dict[str, Any], rank: int) -> dict[str, Any]:
+    """The RNG state rank `rank` resumes from: its own (`rng_ranks`, written under torchrun), else
+    rank 0's (`rng`: single-process runs, older checkpoints, or more ranks now than then)."""
+    states = train_state.get("rng_ranks")
+    if states and rank < len(states):
+        return states[rank]
+    return train_state["rng"]
 
 
 def train(config: Config | None, run_dir: str | os.PathLike[str], *, resume: bool = False,
@@ -183,7 +232,8 @@ def train(config: Config | None, run_dir: str | os.PathLike[str], *, resume: boo
             if info.is_master:
                 remove_orphan_temporaries(run_dir)
                 remove_orphan_temporaries(run_dir / "checkpoints")
-            return _train(config, run_dir, info, resume, stop_after, on_step, validate)
+            with deterministic_algorithms(config.train.deterministic):
+                return _train(config, run_dir, info, resume, stop_after, on_step, validate)
     finally:
         teardown_distributed()
 
@@ -206,6 +256,7 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
     task = make_task(replace(config, **{section: network}))
     torch.manual_seed(settings.seed)  # the same initial weights in every process and every run
     model = task.build_model()
+    seed_device_generators(settings.seed, info.rank)
     if init is not None:
         model.load_state_dict(_task_state(init, task.name, settings.init))
     model.to(device)
@@ -228,8 +279,8 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
         # --resume --set train.steps=N gave the schedule a new length (LambdaLR's own formula)
         for group, base_lr, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
             group["lr"] = base_lr * factor(scheduler.last_epoch)
-        scaler.load_state_dict(state["train"]["scaler"])
-        set_rng_state(state["train"]["rng"])
+        load_scaler_state(scaler, state["train"]["scaler"])
+        set_rng_state(rank_rng_state(state["train"], info.rank), device)
         start_step = int(state["train"]["step"])
         best_score = float(state["train"].get("best_score", float("-inf")))
     if info.is_master:
@@ -252,15 +303,20 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=config.data.workers,
                         pin_memory=device.type == "cuda", drop_last=True)
 
-    def save(step: int, path: Path = last) -> None:
+    def save(step: int, path: Path = last, every_rank: bool = True) -> None:
+        """Rank 0 writes; with `every_rank` (a collective: all ranks call it) the checkpoint holds
+        every rank's RNG state, each restored by its own rank on resume."""
+        states = gather_to_all(rng_state(device), info) if every_rank else [rng_state(device)]
         if info.is_master:
+            extra = {"rng_ranks": states} if info.distributed and every_rank else {}
             save_checkpoint(path, config=config.to_dict(), models={task.name: model.state_dict()},
                             train={"step": step, "optimizer": optimizer.state_dict(),
                                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                                   "rng": rng_state(), "best_score": best_score})
+                                   "rng": states[0], **extra, "best_score": best_score})
 
     def run_validation(step: int) -> None:
         nonlocal best_score
+        optimizer.zero_grad(set_to_none=True)  # no gradients held while validating
         model.eval()
         scores = validate(model)
         model.train()
@@ -274,7 +330,7 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
                 writer.add_scalar(f"val/{name}", value, step)
         if scores["JF_mean"] > best_score:
             best_score = scores["JF_mean"]
-            save(step, last.with_name(BEST_NAME))
+            save(step, last.with_name(BEST_NAME), every_rank=False)  # rank 0 alone validates
 
     columns = ("step", "loss", *task.parts, "lr", "max_skip", "samples_per_s", "data_s", "compute_s")
     writer = _tensorboard(run_dir) if info.is_master else None
@@ -289,8 +345,8 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
         for batch in loader:
             data_time = time.perf_counter() - tick
             max_skip = int(batch["info"]["max_skip"].max()) if "max_skip" in batch["info"] else 0
+            optimizer.zero_grad(set_to_none=True)  # the last step's gradients freed before this forward
             loss, parts = task.loss(network, batch, step, device, autocast)
-            optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(parameters, settings.grad_clip)
@@ -299,6 +355,7 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
             step += 1
+            synchronize(device)  # the step's time includes the GPU's, not only the queueing
 
             compute_time = time.perf_counter() - tick - data_time
             samples_per_s = settings.batch_size / max(1e-9, data_time + compute_time)
@@ -327,9 +384,10 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
                 run_validation(step)
             if step % settings.checkpoint_every == 0 or step == settings.steps:
                 save(step)
-            if stop.requested or (stop_after is not None and step >= stop_after):
+            interrupt = any_process(stop.requested, info)  # every rank stops after the same step
+            if interrupt or (stop_after is not None and step >= stop_after):
                 interrupted = step < settings.steps
-                stopped_by = ("interrupt" if stop.requested else "stop_after") if interrupted else None
+                stopped_by = ("interrupt" if interrupt else "stop_after") if interrupted else None
                 save(step)
                 break
             tick = time.perf_counter()
