@@ -58,6 +58,46 @@ def _steps_per_s(run: Path, batch_size: int) -> float:
     return sum(speeds) / len(speeds) if speeds else float("nan")
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (torchrun's workers start sessions of their own, so killing the
+    launcher's process group leaves them running)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a launcher and everything it started, as a crash or an OOM killer would, and wait
+    until they are gone."""
+    victims = [*_descendants(pid), pid]
+    for victim in victims:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_running(victim) for victim in victims):
+        time.sleep(0.1)
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def train_killed_and_resumed(data: Path, run: Path, task: str, precision: str, channels_last: bool,
                              steps: int, device: str) -> tuple[bool, str]:
     """One 2-process training, SIGKILLed after its first checkpoint and resumed; (ok, report line)."""
@@ -84,7 +124,7 @@ def train_killed_and_resumed(data: Path, run: Path, task: str, precision: str, c
         killed = process.poll() is None
         if killed:
             time.sleep(1.0)  # into the next steps: the resume redoes them
-            os.killpg(process.pid, signal.SIGKILL)
+            _kill_tree(process.pid)
         process.wait()
     first = run.with_suffix(".log").read_text()
     if not killed and process.returncode != 0:

@@ -108,7 +108,7 @@ class OutputBusy(VcsegError):
 
 
 class OutputLock:
-    """An advisory lock (`flock`) on a file beside an output, held for one command's run.
+    """An advisory lock (`lockf`) on a file beside an output, held for one command's run.
 
     The kernel drops the lock when the process dies, so a killed run never leaves a stale lock
     behind; the file itself stays (it records who held it last). `shared=True` lets several
@@ -138,7 +138,9 @@ class OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            # POSIX record locks, not flock: a forked child (a DataLoader worker) does not inherit
+            # them, so a killed run's lock goes with its process, not with its slowest child.
+            fcntl.lockf(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError as error:
             os.close(fd)
             if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
@@ -172,7 +174,7 @@ class OutputLock:
         held[1] -= 1
         if held[1] == 0:
             del OutputLock._held[self.path]
-            fcntl.flock(held[0], fcntl.LOCK_UN)
+            fcntl.lockf(held[0], fcntl.LOCK_UN)
             os.close(held[0])
 
     def __enter__(self) -> OutputLock:
