@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from vcseg.viz.draw import (ERROR_COLOURS, FALSE, MISSED, NO_ERROR, PALETTE, SWITCH, bounding_box, centroids,
                             draw_ids, error_classes, even, outline_mask)
@@ -87,3 +88,61 @@ def test_even_and_bounding_box():
     assert [even(v) for v in (1, 2, 25, 254)] == [2, 2, 26, 254]
     assert bounding_box(np.zeros((3, 3), bool)) is None
     assert bounding_box(square() > 0, margin=1) == (slice(9, 31), slice(9, 31))
+
+
+def random_scene(seed: int, height: int = 37, width: int = 53):
+    """A frame, an id map of overlapping rectangles (some on the frame's border, id 255 among them)
+    and a ground truth of the same shifted, their error classes under a partial matching."""
+    rng = np.random.default_rng(seed)
+    ids = np.zeros((height, width), np.uint8)
+    for _ in range(rng.integers(0, 5)):
+        top, left = rng.integers(-5, height), rng.integers(-5, width)
+        ids[max(top, 0):top + rng.integers(1, 25), max(left, 0):left + rng.integers(1, 25)] = rng.choice([1, 2, 3, 255])
+    gt = np.roll(ids, (rng.integers(-3, 4), rng.integers(-3, 4)), axis=(0, 1))
+    matched = np.zeros(256, np.uint8)
+    matched[1], matched[2] = 1, 3
+    frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return frame, ids, gt, error_classes(ids, gt, matched)
+
+
+def drawn_by_the_rules(frame: np.ndarray, ids: np.ndarray, errors: np.ndarray | None) -> np.ndarray:
+    """`draw_ids` without labels, one rule at a time over the whole map: fill, errors, outlines."""
+    panel = frame.copy()
+    on = ids > 0
+    panel[on] = (frame[on] >> 1) + (PALETTE[ids[on]] >> 1)
+    if errors is not None:
+        for kind, colour in ERROR_COLOURS.items():
+            panel[errors == kind] = colour
+    edge = outline_mask(ids)
+    panel[edge] = PALETTE[ids[edge]]
+    return panel
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_draw_ids_draws_every_pixel_by_the_rules(seed):
+    frame, ids, gt, errors = random_scene(seed)
+    no_labels = tuple(range(256))
+    for options in ({}, {"errors": errors}, {"errors": errors, "error_box": bounding_box((ids | gt) != 0)}):
+        panel = np.zeros_like(frame)
+        draw_ids(panel, frame, ids, skip_labels=no_labels, **options)
+        assert np.array_equal(panel, drawn_by_the_rules(frame, ids, options.get("errors"))), options
+
+
+def test_draw_ids_into_a_view_leaves_the_rest_of_the_canvas():
+    frame, ids, gt, errors = random_scene(3)
+    canvas = np.full((frame.shape[0] + 4, 2 * frame.shape[1], 3), 7, np.uint8)
+    draw_ids(canvas[:frame.shape[0], frame.shape[1]:], frame, ids, errors=errors, skip_labels=tuple(range(256)))
+    assert np.array_equal(canvas[:frame.shape[0], frame.shape[1]:], drawn_by_the_rules(frame, ids, errors))
+    assert (canvas[:, :frame.shape[1]] == 7).all() and (canvas[frame.shape[0]:] == 7).all()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_centroids_are_the_mean_position_of_each_id(seed):
+    _, ids, _, _ = random_scene(seed)
+    for step in (1, 2):
+        sampled = ids[::step, ::step]
+        expected = {}
+        for object_id in sorted(set(np.unique(sampled).tolist()) - {0}):
+            rows, cols = np.nonzero(sampled == object_id)
+            expected[object_id] = (int(round(rows.mean() * step)), int(round(cols.mean() * step)))
+        assert centroids(ids, step) == expected

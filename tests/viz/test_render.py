@@ -10,9 +10,10 @@ from PIL import Image
 from tests.conftest import make_video, person_masks
 from tests.viz.conftest import GREY, blocks, decode, inside, write_grey_video, write_predictions
 from vcseg.errors import VcsegError
-from vcseg.viz import match_ids, visualize
-from vcseg.viz.draw import ERROR_COLOURS, LEGEND_HEIGHT, MISSED, PALETTE, SWITCH
-from vcseg.viz.render import sheet_layout
+from vcseg.metrics.protocols import FrameCounts
+from vcseg.viz import match_ids, plan_videos, render_video, visualize
+from vcseg.viz.draw import ERROR_COLOURS, LEGEND_HEIGHT, MISSED, PALETTE, SWITCH, bounding_box
+from vcseg.viz.render import _frame_counts, _read_frame_shrunk, png_bytes, sheet_layout, worker_count
 
 TOLERANCE = 14  # H.264 at crf 23 on flat colours, 4:2:0 chroma
 
@@ -82,10 +83,75 @@ def test_an_id_switch_halfway_shows_the_switch_colour_on_the_switched_frames(tmp
             assert close(frame[inside(k)], ERROR_COLOURS[SWITCH]) == (t >= 5), (t, k)
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_one_thread_or_several_draw_the_same_video(tmp_path, threads):
+    gt = blocks(6, ids=(1, 2))
+    swapped = np.array([0, 2, 1] + [0] * 253, np.uint8)
+    pred = [mask if t < 4 else swapped[mask] for t, mask in enumerate(gt)]
+    write_grey_video(tmp_path / "data", "swap", gt)
+    write_predictions(tmp_path / "preds", "swap", pred)
+    (job,), _ = plan_videos(tmp_path / "preds", tmp_path / "data", tmp_path / "data", None)
+    video = render_video(job, tmp_path / "viz", threads=threads)
+    assert video.error_frames == {"missed": 0, "false": 0, "id switch": 2}
+    frames = decode(tmp_path / "viz" / "swap.mp4")
+    assert len(frames) == 6
+    for t, frame in enumerate(frames):
+        row, col = inside(1)
+        assert close(frame[row, col], ERROR_COLOURS[SWITCH] if t >= 4 else (GREY >> 1) + (PALETTE[2] >> 1)), t
+        assert close(frame[row, 96 + col], (GREY >> 1) + (PALETTE[2] >> 1))  # the GT panel
+
+
+def pair_counts(pred: np.ndarray, gt: np.ndarray) -> dict[tuple[int, int], int]:
+    pairs, counts = np.unique(np.stack([pred.ravel(), gt.ravel()]), axis=1, return_counts=True)
+    return {(int(p), int(g)): int(n) for (p, g), n in zip(pairs.T, counts)}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_frame_counts_in_the_persons_box_are_the_whole_frame_counts(seed):
+    rng = np.random.default_rng(seed)
+    pred, gt = np.zeros((2, 30, 41), np.uint8)
+    if seed:  # seed 0: no person at all
+        pred[rng.integers(0, 20):rng.integers(20, 31), rng.integers(0, 20):rng.integers(20, 42)] = rng.integers(1, 4)
+        gt[rng.integers(0, 20):rng.integers(20, 31), rng.integers(0, 20):rng.integers(20, 42)] = rng.choice([1, 255])
+        gt[rng.integers(0, 30), :] = 0 if seed % 2 else 2
+    expected = pair_counts(pred, gt)
+    for counts in (_frame_counts(pred, gt, bounding_box(pred | gt)), FrameCounts.of(pred, gt)):
+        assert {(int(c) // 256, int(c) % 256): int(n) for c, n in zip(counts.codes, counts.counts)} == expected
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 3), (37, 64)])
+def test_the_sheet_png_decodes_to_its_pixels_and_tag(tmp_path, size):
+    rgb = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    (tmp_path / "sheet.png").write_bytes(png_bytes(rgb, {"Software": "vcseg viz"}))
+    with Image.open(tmp_path / "sheet.png") as image:
+        assert image.mode == "RGB" and image.info["Software"] == "vcseg viz"
+        assert np.array_equal(np.asarray(image), rgb)
+
+
+def test_worker_count():
+    assert worker_count(3, 10) == 3 and worker_count(8, 2) == 2 and worker_count(None, 1) == 1
+
+
 def test_matching_follows_the_scorer_for_binary_ground_truth():
     gt = [np.where(mask > 0, 255, 0).astype(np.uint8) for mask in blocks(2, ids=(1,))]
     pred = [mask * 4 for mask in blocks(2, ids=(1,))]
     assert match_ids(pred, gt) == {1: 4}  # 0/255 masks: 255 is person 1
+
+
+@pytest.mark.parametrize("void_frames", [(0, 1, 2), (1,)])
+def test_matching_follows_the_scorer_for_void_ground_truth(void_frames):
+    from vcseg.metrics.protocols import score_video
+
+    gts = blocks(3, ids=(1, 2))  # person 2: rows 4:44, columns 52:92
+    preds = blocks(3, ids=(5, 10))
+    for t in void_frames:  # void over person 2's lower rows; id 7 on it and on most of the rest of 2
+        gts[t][20:44, 52:92] = 255
+        preds[t][4:44, 52:77] = 7
+        preds[t][20:44, 77:92] = 7
+    score = score_video("v", preds, gts, protocol="tianchi")
+    expected = {obj.gt_id: obj.pred_id for obj in score.objects if obj.pred_id is not None}
+    # void cut out, 7 covers 400 of person 2's 640 pixels and 10 the other 240; counted, 7 would lose
+    assert match_ids(preds, gts) == expected == {1: 5, 2: 7 if len(void_frames) == 3 else 10}
 
 
 def test_frames_without_ground_truth_are_drawn_without_errors(tmp_path):
@@ -121,6 +187,37 @@ def test_shrink_draws_large_frames_smaller(tmp_path):
     assert summary.videos[0].size == (34, 24) and summary.videos[0].shrink == 2
     assert decode(tmp_path / "viz" / "big.mp4")[0].shape == (24, 34, 3)
     assert sheet_layout(240, 427, 8, with_gt=True) == (120, 427, 2, 4)  # DAVIS 480p at shrink 2: halved again
+
+
+def pil_draft(path, shrink: int, size: tuple[int, int]) -> np.ndarray:
+    """A frame as PIL decodes it at 1/shrink, `size` (H, W): libjpeg's scaling, bilinear where it has none."""
+    with Image.open(path) as image:
+        image.draft("RGB", (image.width // shrink, image.height // shrink))
+        image = image.convert("RGB")
+        if image.size != (size[1], size[0]):
+            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        return np.asarray(image)
+
+
+@pytest.mark.parametrize("kind", ["RGB.jpg", "L.jpg", "RGB.png"])
+def test_shrunk_frames_are_the_pixels_pil_decodes(tmp_path, kind):
+    rng = np.random.default_rng(0)
+    mode, suffix = kind.split(".")
+    coarse = Image.fromarray(rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)).convert(mode)
+    for height, width in ((48, 66), (45, 61)):
+        path = tmp_path / f"{height}.{suffix}"
+        coarse.resize((width, height), Image.Resampling.BICUBIC).save(path)  # a smooth picture, like a photo
+        for shrink in (2, 4, 8):
+            size = (-(-height // shrink), -(-width // shrink))
+            frame = _read_frame_shrunk(path, shrink, (height, width), size)
+            assert frame.dtype == np.uint8 and np.array_equal(frame, pil_draft(path, shrink, size)), (height, shrink)
+
+
+def test_a_truncated_frame_is_refused(small):
+    frame = small / "data" / "JPEGImages" / "walk" / "00001.jpg"
+    frame.write_bytes(frame.read_bytes()[:-40])
+    message = refusal(small, shrink=2)
+    assert str(frame) in message and "cannot decode" in message
 
 
 def test_videos_in_parallel_processes(tmp_path):
@@ -195,3 +292,5 @@ def test_files_viz_did_not_write_are_never_replaced(small):
     visualize(small / "preds", small / "data", out, workers=1)  # its own files: replaced
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "walk.mp4", "walk.png"]
     assert (out / "notes.txt").read_text() == "mine"
+    Image.new("RGB", (4, 4)).save(out / "walk.png")  # a picture of the same name, not tagged by viz
+    assert "walk.png: exists and was not written by vcseg viz" in refusal(small)

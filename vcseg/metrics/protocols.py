@@ -65,7 +65,10 @@ class FrameCounts:
     @classmethod
     def of(cls, pred: np.ndarray, gt: np.ndarray) -> FrameCounts:
         """One joint histogram pass over the frame (void already cut out of `pred`)."""
-        histogram = np.bincount(pred.astype(np.intp).ravel() * 256 + gt.ravel(), minlength=256 * 256)
+        joint = pred.astype(np.uint16)  # one copy, combined in place: far faster than int64 arithmetic
+        joint <<= 8
+        np.bitwise_or(joint, gt, out=joint, casting="unsafe")  # ids are 0..255 whatever their dtype
+        histogram = np.bincount(joint.ravel())  # as long as the largest code needs
         codes = np.flatnonzero(histogram)
         return cls(codes=codes, counts=histogram[codes])
 

@@ -1,9 +1,11 @@
 """Drawing id maps over frames: pure array functions, no file I/O.
 
-Everything is vectorised numpy on `(H, W)` uint8 id maps and `(H, W, 3)` uint8 RGB images: one
-palette lookup for the fill, outlines from comparing the map with its shifted self, error classes
-from a few boolean comparisons. Text (id labels, the legend) is rendered once per string with
-PIL's built-in font (no system fonts) and pasted as small arrays.
+Everything is vectorised numpy on `(H, W)` uint8 id maps and `(H, W, 3)` uint8 RGB images, done
+inside the box the objects occupy: outlines from comparing the map with its shifted self, error
+classes from a few boolean comparisons, then every pixel at once from a table indexed by its
+id, error class and outline bit (fill, error or outline colour). Text (id labels, the legend)
+is rendered once per string with PIL's built-in font (no system fonts) and pasted as small
+arrays.
 
     draw_ids(panel, frame, ids)                       # fill, outlines, labels, into `panel`
     errors = error_classes(pred, gt, matched)         # MISSED / FALSE / SWITCH per pixel
@@ -57,12 +59,18 @@ def outline_mask(ids: np.ndarray) -> np.ndarray:
 def centroids(ids: np.ndarray, step: int = 1) -> dict[int, tuple[int, int]]:
     """(row, column) of the centroid of every id > 0 present in `ids[::step, ::step]`."""
     sampled = ids[::step, ::step]
-    present = np.flatnonzero(np.bincount(sampled.ravel(), minlength=256)[1:]) + 1
-    found = {}
-    for object_id in present.tolist():  # a few persons per frame: one comparison each
-        rows, cols = np.nonzero(sampled == object_id)
-        found[object_id] = (int(round(rows.mean() * step)), int(round(cols.mean() * step)))
-    return found
+    flat = sampled.ravel()
+    at = np.flatnonzero(flat)  # the object pixels, all ids at once: one histogram per coordinate
+    if at.size == 0:
+        return {}
+    object_ids = flat[at]
+    rows, cols = np.divmod(at, sampled.shape[1])
+    counts = np.bincount(object_ids, minlength=256)
+    row_sums = np.bincount(object_ids, weights=rows, minlength=256)  # exact: integer sums in float64
+    col_sums = np.bincount(object_ids, weights=cols, minlength=256)
+    return {object_id: (int(round(row_sums[object_id] / counts[object_id] * step)),
+                        int(round(col_sums[object_id] / counts[object_id] * step)))
+            for object_id in np.flatnonzero(counts).tolist()}
 
 
 def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
@@ -114,25 +122,57 @@ def draw_ids(panel: np.ndarray, frame: np.ndarray, ids: np.ndarray, *, errors: n
     per id instead of its number; ids in skip_labels get none (void).
     """
     np.copyto(panel, frame)
-    objects = ids > 0
-    box = bounding_box(objects, margin=1)  # the work is done where the objects are
-    if box is not None:
-        box_ids, box_objects, box_panel = ids[box], objects[box], panel[box]
-        tinted = (frame[box] >> 1) + np.take(_HALF_PALETTE, box_ids, axis=0)
-        np.copyto(box_panel, tinted, where=box_objects[..., None])
+    ids_box = bounding_box(ids, margin=1)  # the work is done where the objects (and errors) are
+    box = ids_box
     if errors is not None:
-        paint_errors(panel, errors, error_box)
+        box = _union(box, error_box if error_box is not None else bounding_box(errors))
     if box is None:
         return
-    edge = outline_mask(box_ids)  # the 1-pixel margin keeps the box's border pixels background
-    box_panel[edge] = PALETTE[box_ids[edge]]
-    step = 2 if box_ids.size > 20_000 else 1  # label placement needs no more precision
-    for object_id, (row, col) in centroids(box_ids, step).items():
+    box_ids = ids[box]  # the 1-pixel margin keeps the outlines those of the whole map
+    code = box_ids.astype(np.uint16)
+    if errors is not None:
+        code |= errors[box].astype(np.uint16) << 8
+    code |= outline_mask(box_ids).astype(np.uint16) << 10
+    box_panel = panel[box]  # every pixel in two passes, (frame >> shift) + add by its code, on whole
+    np.right_shift(frame[box], np.take(_SHIFT, code, axis=0), out=box_panel)  # (h, w, 3) operands,
+    np.add(box_panel, np.take(_ADD, code, axis=0), out=box_panel)  # which numpy runs as long loops
+    if ids_box is None:
+        return
+    labelled = ids[ids_box]
+    step = 2 if labelled.size > 20_000 else 1  # label placement needs no more precision
+    for object_id, (row, col) in centroids(labelled, step).items():
         if object_id in skip_labels:
             continue
         text = labels.get(object_id, str(object_id)) if labels else str(object_id)
         patch = text_patch(text, tuple(int(c) for c in PALETTE[object_id]))
-        paste(panel, patch, row + box[0].start - patch.shape[0] // 2, col + box[1].start - patch.shape[1] // 2)
+        paste(panel, patch, row + ids_box[0].start - patch.shape[0] // 2,
+              col + ids_box[1].start - patch.shape[1] // 2)
+
+
+def _union(a: tuple[slice, slice] | None, b: tuple[slice, slice] | None) -> tuple[slice, slice] | None:
+    """The smallest box holding boxes `a` and `b` (either may be None: nothing)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return (slice(min(a[0].start, b[0].start), max(a[0].stop, b[0].stop)),
+            slice(min(a[1].start, b[1].start), max(a[1].stop, b[1].stop)))
+
+
+def _composition() -> tuple[np.ndarray, np.ndarray]:
+    """What `draw_ids` makes of a pixel of each code, id | error class << 8 | outline << 10: the drawn
+    pixel is (frame >> shift) + add. Background keeps the frame (shift 0, add 0); a filled id halves
+    it and adds half its colour (shift 1); an error, or an outline over anything, is its solid colour
+    (shift 8: numpy shifts a uint8 by its width to 0). Returns shift and add, `(2048, 3)` uint8."""
+    codes = np.arange(2048)
+    ids, kinds, outline = codes & 255, (codes >> 8) & 3, (codes >> 10) & 1
+    shift = np.repeat((ids > 0).astype(np.uint8)[:, None], 3, axis=1)
+    add = _HALF_PALETTE[ids] * (ids > 0)[:, None].astype(np.uint8)
+    for solid, colours in ((kinds > 0, _ERROR_LUT[kinds]), ((outline > 0) & (ids > 0), PALETTE[ids])):
+        shift[solid] = 8
+        add[solid] = colours[solid]
+    return shift, add
+
+
+_SHIFT, _ADD = _composition()
 
 
 def error_classes(pred: np.ndarray, gt: np.ndarray, matched: np.ndarray) -> np.ndarray:

@@ -25,9 +25,14 @@ CRF = 23
 
 
 class Mp4Writer:
-    """An H.264 yuv420p MP4 at `path` (any name: the format is set, not guessed from the suffix)."""
+    """An H.264 yuv420p MP4 at `path` (any name: the format is set, not guessed from the suffix).
 
-    def __init__(self, path: str | os.PathLike[str], width: int, height: int, fps: float) -> None:
+    threads: x264's threads; 0, as many as it sees fit (frame threads, encoding beside the caller's
+    drawing); 1, encoding in the calling thread, the least work in all where every core is busy.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], width: int, height: int, fps: float, *,
+                 threads: int = 0) -> None:
         if width % 2 or height % 2:
             raise ValueError(f"yuv420p needs an even width and height, got {width}x{height}")
         self.width, self.height = width, height
@@ -37,8 +42,9 @@ class Mp4Writer:
             self.stream = self.container.add_stream("libx264", rate=_rate(fps),
                                                     options={"crf": str(CRF), "preset": PRESET})
             self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
-            self.stream.codec_context.thread_type = "FRAME"  # x264's frame threads: encodes beside our drawing
-            self.stream.codec_context.thread_count = 0  # as many as x264 sees fit
+            if threads != 1:
+                self.stream.codec_context.thread_type = "FRAME"  # x264's frame threads: encodes beside our drawing
+            self.stream.codec_context.thread_count = threads
         except BaseException:
             self.container.close()
             raise
