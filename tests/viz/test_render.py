@@ -128,6 +128,40 @@ def test_the_sheet_png_decodes_to_its_pixels_and_tag(tmp_path, size):
         assert np.array_equal(np.asarray(image), rgb)
 
 
+def write_mp4(path, comment: str | None, faststart: bool) -> None:
+    """Two black frames with PyAV, the comment (if any) as `Mp4Writer` sets it."""
+    import av
+
+    options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), "w", format="mp4", options=options) as container:
+        if comment is not None:
+            container.metadata["comment"] = comment
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        for _ in range(2):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def test_only_mp4s_tagged_by_viz_are_its_own(tmp_path):
+    from vcseg.viz.mp4 import VIZ_TAG, written_by_viz
+
+    for faststart in (True, False):  # the tag found before the frames, or after them
+        write_mp4(tmp_path / "ours.mp4", VIZ_TAG, faststart)
+        assert written_by_viz(tmp_path / "ours.mp4")
+        data = (tmp_path / "ours.mp4").read_bytes()
+        for cut in (1, 8, 40):  # the movie box cut short (at the start, or at the end without faststart)
+            (tmp_path / "cut.mp4").write_bytes(data[:cut + 36] if faststart else data[:-cut])
+            assert not written_by_viz(tmp_path / "cut.mp4"), (faststart, cut)
+        write_mp4(tmp_path / "theirs.mp4", "a film", faststart)
+        write_mp4(tmp_path / "untagged.mp4", None, faststart)
+        assert not written_by_viz(tmp_path / "theirs.mp4") and not written_by_viz(tmp_path / "untagged.mp4")
+    for junk in (b"", b"my own film", bytes(100), b"\x00\x00\x00\x01moov"):
+        (tmp_path / "junk.mp4").write_bytes(junk)
+        assert not written_by_viz(tmp_path / "junk.mp4")
+    assert not written_by_viz(tmp_path / "missing.mp4")
+
+
 def test_worker_count():
     assert worker_count(3, 10) == 3 and worker_count(8, 2) == 2 and worker_count(None, 1) == 1
 

@@ -12,6 +12,7 @@ user's file of the same name (`written_by_viz`).
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from pathlib import Path
 
@@ -102,9 +103,40 @@ def _rate(fps: float):
 
 
 def written_by_viz(path: Path) -> bool:
-    """True if the MP4 at `path` carries VIZ_TAG (a file of an earlier `vcseg viz` run)."""
+    """True if the MP4 at `path` carries VIZ_TAG (a file of an earlier `vcseg viz` run).
+
+    The comment is read from the file's boxes (moov/udta/meta/ilst/\xa9cmt/data, near the start
+    with +faststart) rather than by FFmpeg, which would probe the streams (a few ms per file)."""
     try:
-        with av.open(str(path)) as container:
-            return container.metadata.get("comment") == VIZ_TAG
-    except Exception:  # not a media file at all
+        with open(path, "rb") as file:
+            movie = _top_level_box(file, b"moov")
+    except (OSError, struct.error):  # unreadable, or cut short inside a box header
         return False
+    at = movie.find(b"\xa9cmt") if movie is not None else -1
+    if at < 4:
+        return False
+    data = movie[at + 4:]  # one box: size, "data", type, locale, the text
+    size = int.from_bytes(data[:4], "big")
+    return data[4:8] == b"data" and data[16:size] == VIZ_TAG.encode()
+
+
+def _top_level_box(file, kind: bytes, limit: int = 1 << 26) -> bytes | None:
+    """The body of the first top-level box of type `kind` in an ISO media file (None: none, a box
+    over `limit` bytes or cut short, or not such a file)."""
+    end = os.fstat(file.fileno()).st_size
+    position = 0
+    while position + 8 <= end:
+        file.seek(position)
+        size, found = struct.unpack(">I4s", file.read(8))
+        header = 8
+        if size == 1:  # a 64-bit size follows
+            (size,), header = struct.unpack(">Q", file.read(8)), 16
+        elif size == 0:  # the box runs to the end of the file
+            size = end - position
+        if size < header:
+            return None
+        if found == kind:
+            body = file.read(size - header) if size - header <= limit else b""
+            return body if len(body) == size - header else None  # None: too large, or cut short
+        position += size
+    return None

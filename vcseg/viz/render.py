@@ -158,9 +158,10 @@ def visualize(pred_root: str | os.PathLike[str], frames_root: str | os.PathLike[
         return VizSummary(out=out, videos=written, warnings=warnings)
     results: dict[str, VideoViz] = {}
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        # longest videos first, so that no process is left with a long one at the end
+        # the most work first (bytes to decode: frames and masks), so that no process is left
+        # with a long video at the end while the others wait
         futures = {pool.submit(render_video, job, out, fps=fps, shrink=shrink, threads=threads): job
-                   for job in sorted(jobs, key=lambda job: len(job.stems), reverse=True)}
+                   for job in sorted(jobs, key=_input_bytes, reverse=True)}
         try:
             for future in as_completed(futures):
                 video = future.result()
@@ -171,6 +172,12 @@ def visualize(pred_root: str | os.PathLike[str], frames_root: str | os.PathLike[
                 future.cancel()
             raise
     return VizSummary(out=out, videos=[results[job.name] for job in jobs], warnings=warnings)
+
+
+def _input_bytes(job: VideoInputs) -> int:
+    """The bytes of a video's files, which its drawing time follows (decoding dominates)."""
+    return sum(path.stat().st_size for paths in (job.frames, job.preds, job.gts or ()) for path in paths
+               if path is not None)
 
 
 def plan_videos(pred_root: Path, frames_root: Path, gt_root: str | os.PathLike[str] | None,
@@ -263,6 +270,8 @@ class _ReadFrame:
 
 
 def _scored_frame(pred: np.ndarray, gt: np.ndarray, shrink: int) -> _ReadFrame:
+    """A frame with ground truth (full-size maps): its counts and display masks, from the box of its
+    persons; the full maps are kept only if the GT holds 255."""
     box = bounding_box(pred | gt)  # persons cover a small part of a frame: the work is done there
     counts = _frame_counts(pred, gt, box)
     holds_255 = bool((counts.codes % 256 == VOID_ID).any())
