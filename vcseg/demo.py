@@ -33,6 +33,7 @@ from vcseg.metrics.compare import paired_difference
 from vcseg.metrics.evaluate import score_dataset
 from vcseg.metrics.report import render_table, write_json
 from vcseg.infer.dataset import predict_dataset
+from vcseg.infer.models import DEFAULT_WEIGHTS
 from vcseg.infer.options import PredictOptions
 from vcseg.io.outputs import check_writable_dir, remove_orphan_temporaries
 from vcseg.pack import write_submission
@@ -40,7 +41,6 @@ from vcseg.model.checkpoint import load_checkpoint, load_proposal_network
 from vcseg.viz.report import write_report
 
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default.pt"
 RECORD = "demo.json"
 TOP_FILES = (RECORD, "submission.zip", "score.json", "report.html")  # recorded under the key "."
 PREDICTION_FOLDERS = ("pred-baseline", "pred-semi", "pred-test", "pred-test-per-frame")

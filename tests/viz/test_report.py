@@ -163,3 +163,20 @@ def test_the_page_renders_in_headless_chromium(scored, tmp_path):
     assert image.shape[:2] == (1400, 1200)
     # the page drew more than a blank: text, the table, a plot and the overlays' colours
     assert image.std() > 20 and len(np.unique(image.reshape(-1, 3), axis=0)) > 500
+
+
+def test_255_in_a_frame_is_read_as_the_scorer_reads_the_whole_video():
+    from vcseg.viz.report import _ground_truth
+
+    only_void = np.zeros((4, 4), np.uint8)
+    only_void[0, 0] = 255
+    # a video with person 1 elsewhere: a frame showing only 255 holds void, not person 1
+    gt, void = _ground_truth(only_void, lambda: False)
+    assert gt.max() == 0 and void is not None and void[0, 0] and void.sum() == 1
+    # a binary 0/255 video: 255 is person 1
+    gt, void = _ground_truth(only_void, lambda: True)
+    assert gt[0, 0] == 1 and void is None
+    # no 255 in the frame: the video is not even asked about
+    plain = np.ones((4, 4), np.uint8)
+    gt, void = _ground_truth(plain, lambda: pytest.fail("asked for nothing"))
+    assert gt is plain and void is None

@@ -15,6 +15,7 @@ difference is given with its bootstrap interval (`vcseg.metrics.compare`).
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import os
@@ -35,7 +36,7 @@ from vcseg.io.masks import read_mask
 from vcseg.io.outputs import check_writable_file
 from vcseg.metrics.compare import Difference, paired_difference
 from vcseg.metrics.evaluate import score_dataset
-from vcseg.metrics.protocols import VOID_ID
+from vcseg.metrics.protocols import VOID_ID, ids_present
 from vcseg.metrics.report import ScoreReport, VideoScore
 from vcseg.viz.draw import ERROR_COLOURS, ERROR_NAMES, PALETTE, draw_ids, error_classes
 
@@ -115,10 +116,15 @@ def worst_frames(video: VideoScore, count: int) -> list[int]:
 def _video_section(video: VideoScore, other: VideoScore | None, stems: list[str], pred_root: Path,
                    other_root: Path, frames: dict[str, Path], gt_masks: dict[str, Path], worst: int) -> str:
     plot = _plot(video, other)
+
+    @functools.cache
+    def binary_video() -> bool:  # reads every GT mask of the video, so only when a frame needs it
+        return ids_present([read_mask(path) for path in gt_masks.values()]) == [VOID_ID]
+
     tiles = []
     for index in worst_frames(video, worst):
         stem = stems[index]
-        gt, void = _ground_truth(read_mask(gt_masks[stem]), video)
+        gt, void = _ground_truth(read_mask(gt_masks[stem]), binary_video)
         frame = read_frame(frames[stem])
         panels = [("prediction", _overlay(frame, _read_pred(pred_root, video.name, stem, gt), void, gt, video))]
         if other is not None:
@@ -135,12 +141,14 @@ def _video_section(video: VideoScore, other: VideoScore | None, stems: list[str]
             f'<div class="frames">{"".join(tiles)}</div></section>')
 
 
-def _ground_truth(gt: np.ndarray, video: VideoScore) -> tuple[np.ndarray, np.ndarray | None]:
-    """The GT frame as the scorer saw it, and its void pixels (None: none): 255 beside persons is
-    void, and a binary 0/255 video's 255 is person 1 (see `vcseg.metrics.protocols`)."""
+def _ground_truth(gt: np.ndarray, binary_video: Callable[[], bool]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The GT frame as the scorer saw it, and its void pixels (None: none). As in
+    `vcseg.metrics.protocols.tianchi_ground_truth`, decided over the whole video: where its masks
+    hold only 0 and 255 (`binary_video()`, asked only for a frame holding 255) 255 is person 1,
+    elsewhere 255 is void."""
     if not (gt == VOID_ID).any():
         return gt, None
-    if {obj.gt_id for obj in video.objects} == {1} and set(np.unique(gt).tolist()) <= {0, VOID_ID}:
+    if binary_video():
         return (gt == VOID_ID).astype(np.uint8), None
     void = gt == VOID_ID
     return np.where(void, 0, gt).astype(np.uint8), void
