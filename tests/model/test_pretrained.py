@@ -115,13 +115,39 @@ def test_imagenet_lite0_memory_network_has_the_packaged_weights():
     # its normalisation is the one those weights were trained with (timm's pretrained config)
     assert model.config.input_mean == (0.5, 0.5, 0.5) and model.config.input_std == (0.5, 0.5, 0.5)
     assert torch.equal(model.mean.flatten(), torch.full((3,), 0.5))
-    # the value encoder has no weights setting: random, as before
-    assert model.config.value_encoder == "resnet18"
+    # value_encoder_weights unset: the value encoder starts random, as before
+    assert model.config.value_encoder == "resnet18" and model.config.value_encoder_weights is None
 
 
-def test_imagenet_weights_are_for_rgb_encoders_only():
+def test_imagenet_value_encoder_sees_the_image_as_imagenet_and_the_masks_silently():
+    """Frame + 2 mask channels: the stem's RGB filters are the packaged ones, the mask channels'
+    weights start at zero, every later tensor is the packaged one; so with empty masks the value
+    encoder computes exactly what the RGB encoder computes on the frame."""
+    model = MemoryNetwork(tiny_config(encoder="tu-tf_efficientnet_lite0", encoder_weights="imagenet",
+                                      value_encoder="tu-tf_efficientnet_lite0", value_encoder_weights="imagenet"))
+    packaged = lite_imagenet_state(0)
+    own = {key.removeprefix("model."): value for key, value in model.value_encoder.state_dict().items()
+           if not key.endswith("num_batches_tracked")}
+    stem = own.pop("conv_stem.weight")
+    assert stem.shape == (32, 5, 3, 3)
+    assert torch.equal(stem[:, :3], packaged["conv_stem.weight"]) and not stem[:, 3:].any()
+    assert len(own) > 200 and all(torch.equal(value, packaged[key]) for key, value in own.items())
+    image = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        rgb_maps = model.encoder.eval()(image)
+        value_maps = model.value_encoder.eval()(torch.cat([image, torch.zeros(1, 2, 64, 96)], dim=1))
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-4) for a, b in zip(rgb_maps[2:], value_maps[2:]))
+
+
+def test_imagenet_value_encoder_must_share_the_query_encoders_normalisation():
+    with pytest.raises(VcsegError, match="value_encoder_weights.*normalised"):
+        MemoryNetwork(tiny_config(encoder="resnet18", value_encoder="tu-tf_efficientnet_lite0",
+                                  value_encoder_weights="imagenet"))
+
+
+def test_imagenet_weights_need_the_rgb_channels():
     with pytest.raises(VcsegError, match="RGB"):
-        build_encoder("tu-tf_efficientnet_lite0", in_channels=5, weights="imagenet")
+        build_encoder("tu-tf_efficientnet_lite0", in_channels=1, weights="imagenet")
 
 
 # ---- other encoders: the Hub --------------------------------------------------------------------

@@ -339,6 +339,9 @@ class ComposeConfig:
     jpeg_quality: int = 95
     paste: PasteParams = PasteParams()
     exclude: tuple[str, ...] = ()  # source video names left out (a held-out split stays unseen)
+    # Folders of videos whose frames are the scenes people are pasted into (their own masks, if
+    # any, are ignored: what they show is background, no person); none: the sources are the bases.
+    backgrounds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -363,13 +366,27 @@ def parse_people(text: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class _SourceVideo:
-    root: int  # index into the sources
+    root: int  # index into the sources (backgrounds follow the sources)
     files: VideoFiles
-    stems: list[str]  # frames that have both a JPG and a mask
+    stems: list[str]  # frames that have both a JPG and a mask (a background's: every frame)
+    background: bool = False  # a scene only: no person of its own
 
 
-def _annotated_videos(sources: Sequence[Path], exclude: Sequence[str] = ()) -> list[_SourceVideo]:
-    videos, found = [], set()
+def _background_videos(folders: Sequence[Path], first_root: int, exclude: Sequence[str] = ()) -> list[_SourceVideo]:
+    videos = []
+    for index, root in enumerate(folders):
+        found = [video for video in find_dataset(root).videos if video.stems and video.name not in exclude]
+        if not found:
+            raise VcsegError(f"--backgrounds {root}: no video frames found; give a folder of videos "
+                             "(JPEGImages/<video>/*.jpg or <video>/*.jpg)")
+        videos += [_SourceVideo(first_root + index, video, list(video.stems), background=True) for video in found]
+    return videos
+
+
+def _annotated_videos(sources: Sequence[Path], exclude: Sequence[str] = (),
+                      backgrounds: Sequence[Path] = ()) -> list[_SourceVideo]:
+    videos = []
+    found = {video.name for root in backgrounds for video in find_dataset(root).videos}  # --exclude may name scenes
     for index, root in enumerate(sources):
         for video in find_dataset(root).videos:
             found.add(video.name)
@@ -378,7 +395,8 @@ def _annotated_videos(sources: Sequence[Path], exclude: Sequence[str] = ()) -> l
                 videos.append(_SourceVideo(index, video, stems))
     unknown = sorted(set(exclude) - found)
     if unknown:  # a typo would silently leak a held-out video into the output
-        raise VcsegError(f"--exclude {', '.join(unknown)}: no such video in {', '.join(map(str, sources))}")
+        raise VcsegError(f"--exclude {', '.join(unknown)}: no such video in "
+                         f"{', '.join(map(str, [*sources, *backgrounds]))}")
     return videos
 
 
@@ -391,6 +409,10 @@ class _MaskStore:
 
     def get(self, video: _SourceVideo) -> np.ndarray:
         key = (video.root, video.files.name)
+        if key not in self._masks and video.background:  # a scene: no person in any frame
+            with Image.open(video.files.frames[video.stems[0]]) as image:
+                width, height = image.size
+            self._masks[key] = np.zeros((len(video.stems), height, width), np.uint8)
         if key not in self._masks:
             masks = [read_mask(video.files.masks[stem]) for stem in video.stems]
             if len({m.shape for m in masks}) > 1:
@@ -426,8 +448,9 @@ def compose_dataset(sources: Sequence[str | os.PathLike[str]], out: str | os.Pat
                     config: ComposeConfig = ComposeConfig(), *, progress: bool = True) -> ComposeSummary:
     """Write `config.videos` composites of the annotated videos under `sources` into `out`.
 
-    Each output takes a base video (cycling through a seeded permutation of all annotated videos)
-    and pastes persons of other videos until it holds a number of persons drawn from
+    Each output takes a base video (cycling through a seeded permutation of all annotated videos,
+    or of the `config.backgrounds` videos, whose frames are then scenes with no person of their
+    own) and pastes persons of other videos until it holds a number of persons drawn from
     `config.people`. Only frames that have a mask take part (for YouTube-VOS, every 5th frame).
     Writes OUT/JPEGImages/<video>/<stem>.jpg, OUT/Annotations/<video>/<stem>.png and
     OUT/compose_meta.json, which lists the files written. Output video i depends only on (seed, i)
@@ -440,12 +463,13 @@ def compose_dataset(sources: Sequence[str | os.PathLike[str]], out: str | os.Pat
     low, high = config.people
     if not 1 <= low <= high:
         raise VcsegError(f"people range {low}-{high}: give MIN-MAX with 1 <= MIN <= MAX")
-    videos = _annotated_videos(sources, config.exclude)
+    videos = _annotated_videos(sources, config.exclude, [Path(b) for b in config.backgrounds])
     if not videos:
         raise VcsegError(f"{', '.join(map(str, sources))}: no video with masks; compose needs "
                          "annotated videos (JPEGImages/<video>/*.jpg with Annotations/<video>/*.png)")
-    order = np.random.default_rng(config.seed).permutation(len(videos))
-    bases = [videos[order[i % len(videos)]] for i in range(config.videos)]
+    scenes = _background_videos([Path(b) for b in config.backgrounds], len(sources), config.exclude) or videos
+    order = np.random.default_rng(config.seed).permutation(len(scenes))
+    bases = [scenes[order[i % len(scenes)]] for i in range(config.videos)]
     names = [f"cp{index:03d}-{base.files.name}" for index, base in enumerate(bases)]
     written = [f"{tree}/{name}/{stem}{suffix}" for name, base in zip(names, bases) for stem in base.stems
                for tree, suffix in ((FRAMES_DIR, ".jpg"), (MASKS_DIR, ".png"))]
@@ -454,10 +478,12 @@ def compose_dataset(sources: Sequence[str | os.PathLike[str]], out: str | os.Pat
     remove_orphan_staging(out)
     staging = make_staging(out)
     try:
-        meta_videos, persons = _write_composites(staging, bases, names, videos, sources, config, progress)
+        roots = sources + [Path(b) for b in config.backgrounds]
+        meta_videos, persons = _write_composites(staging, bases, names, videos, roots, config, progress)
         write_json_atomic(staging / META_FILE, {
             "version": 1,
             "sources": [str(s) for s in sources],
+            "backgrounds": list(config.backgrounds),
             "config": {"videos": config.videos, "people": list(config.people), "seed": config.seed,
                        "jpeg_quality": config.jpeg_quality, "exclude": list(config.exclude),
                        **_params_meta(config.paste)},

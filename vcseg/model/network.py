@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -30,7 +31,7 @@ from vcseg.model.aggregate import other_objects, soft_aggregate
 from vcseg.model.decoder import Decoder
 from vcseg.model.encoders import SKIP_INDICES, build_encoder, skip_channels
 from vcseg.model.modules import ResBlock, SpatialConstraint
-from vcseg.model.pretrained import with_input_normalisation
+from vcseg.model.pretrained import IMAGENET, input_normalisation, with_input_normalisation
 
 STRIDE = 16  # keys and values live at 1/16 of the input size
 
@@ -71,7 +72,9 @@ class MemoryNetwork(nn.Module):
         self.key_projection = nn.Conv2d(c16, config.key_dim, 3, padding=1)
         self.query_value = nn.Conv2d(c16, config.value_dim, 3, padding=1)
         # Frame + the object's mask + the other objects' masks: 5 channels per object.
-        self.value_encoder = build_encoder(config.value_encoder, 5)
+        _check_value_normalisation(config)
+        self.value_encoder = build_encoder(config.value_encoder, 5, config.value_encoder_weights,
+                                           setting="model.value_encoder_weights")
         value_c16 = skip_channels(self.value_encoder)[2]
         self.value_fuser = nn.Sequential(ResBlock(value_c16 + c16, config.value_dim),
                                          ResBlock(config.value_dim, config.value_dim))
@@ -207,6 +210,19 @@ class MemoryNetwork(nn.Module):
 def build_model(config: ModelConfig) -> MemoryNetwork:
     """The memory network described by `config` (random weights, or the encoder's: ImageNet or from disk)."""
     return MemoryNetwork(config)
+
+
+def _check_value_normalisation(config: ModelConfig) -> None:
+    """The value encoder sees frames normalised for the query encoder: ImageNet weights in the value
+    encoder must have been trained with the same statistics."""
+    if config.value_encoder_weights != IMAGENET:
+        return
+    mean, std = input_normalisation(config.value_encoder, IMAGENET, "model.value_encoder_weights")
+    if not (np.allclose(mean, config.input_mean) and np.allclose(std, config.input_std)):
+        raise VcsegError(f"model.value_encoder_weights = \"imagenet\": {config.value_encoder}'s weights expect "
+                         f"inputs normalised with mean {mean}, std {std}, but the frames are normalised with "
+                         f"{tuple(config.input_mean)}, {tuple(config.input_std)} for the query encoder; use "
+                         f"encoders of one family (e.g. both tu-tf_efficientnet_lite0) or a random value encoder")
 
 
 def _check_size(frames: torch.Tensor) -> None:

@@ -43,7 +43,7 @@ from vcseg.errors import VcsegError
 from vcseg.io.atomic import write_bytes_atomic, write_json_atomic
 from vcseg.io.outputs import OutputLock, remove_orphan_temporaries
 from vcseg.model import pretrained
-from vcseg.model.checkpoint import load_checkpoint
+from vcseg.model.checkpoint import load_checkpoint, without_encoder_weights
 from vcseg.model.precision import autocast_dtype
 from vcseg.train.checkpoint import rng_state, save_checkpoint, set_rng_state
 from vcseg.model.devices import synchronize
@@ -252,7 +252,7 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
     config = with_input_normalisation(config, section, init)  # what config.json and checkpoints record
     network = getattr(config, section)
     if resume or init is not None:  # the checkpoint's weights replace the encoder's: load (download) none
-        network = replace(network, encoder_weights=None)
+        network = without_encoder_weights(network)
     task = make_task(replace(config, **{section: network}))
     torch.manual_seed(settings.seed)  # the same initial weights in every process and every run
     model = task.build_model()

@@ -43,7 +43,24 @@ def train_videos(config: Config) -> list[str] | None:
 
 def training_files(config: Config, root: str | None = None) -> tuple[DatasetFiles, list[str] | None]:
     """The files trained on and the videos to use (None: all): `root` (default `data.root`) with the
-    index's train split, plus every video of `data.extra_roots`."""
+    index's train split, plus every video of `data.extra_roots`, less `data.exclude`."""
+    files, videos = _all_training_files(config, root)
+    excluded = set(config.data.exclude)
+    if not excluded:
+        return files, videos
+    found = {video.name for video in files.videos}
+    unknown = sorted(excluded - found)
+    if unknown:
+        roots = ", ".join([root or config.data.root, *config.data.extra_roots])
+        raise VcsegError(f"data.exclude names {', '.join(unknown)}, which no training root holds ({roots}); "
+                         "correct the names so the held-out videos stay out")
+    kept = [video for video in files.videos if video.name not in excluded]
+    if videos is not None:
+        videos = [name for name in videos if name not in excluded]
+    return dataclasses.replace(files, videos=kept), videos
+
+
+def _all_training_files(config: Config, root: str | None) -> tuple[DatasetFiles, list[str] | None]:
     data = config.data
     files = find_dataset(root or data.root, layout=data.layout, masks_root=data.masks)
     videos = train_videos(config)
