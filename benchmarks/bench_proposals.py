@@ -2,29 +2,29 @@
 decoder 256 / heads 64 (the config defaults), on the CPU fp32 vs bf16 autocast (and the GPU
 when there is one); then the post-processing alone (peaks, resampling to 480x854, grouping) on
 maps with 4 people, and `predict_proposals` end to end on the CPU in fp32. Then the recall of
-weights/default.pt's proposal network on real footage (the discovery benchmark's 12 compositions of
-the shared DAVIS people sequences, every 5th frame): the share of person-frames that some proposal
-covers with IoU 0.5 or more, at two input sizes.
+weights/default.pt's proposal network, beside the previous default weights', on real footage no
+training saw (the discovery benchmark's 8 compositions of the held-out DAVIS sequences, every 5th
+frame; see `benchmarks.held_out`): the share of person-frames that some proposal covers with IoU
+0.5 or more, at two input sizes.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks.bench_discovery import DAVIS, DAVIS_COMPOSITIONS, WEIGHTS
+# proposal_recall lives in held_out (bench_tracking imports it from here too): bench_discovery
+# needs it, and importing it from this module there would make the two import each other
+from benchmarks.held_out import (DAVIS, HELD_OUT, HELD_OUT_COMPOSITIONS, WEIGHTS, compared_weights,
+                                 held_out_compositions, proposal_recall)
 from benchmarks.timing import median_seconds
-from vcseg.data.compose import compose_dataset
 from vcseg.errors import VcsegError
-from vcseg.infer.discovery import Proposer, mask_iou, network_proposer
+from vcseg.infer.discovery import network_proposer
 from vcseg.infer.proposals import postprocess, predict_proposals
-from vcseg.io.frames import read_frame
-from vcseg.io.layouts import DatasetFiles, VideoFiles, find_dataset
-from vcseg.io.masks import read_mask
+from vcseg.io.layouts import find_dataset
 from vcseg.model.checkpoint import load_proposal_network
 from vcseg.model.proposal_targets import make_targets
 from vcseg.model.proposals import ProposalConfig, ProposalNetwork
@@ -90,40 +90,24 @@ def bench_predict(repeats: int) -> None:
     print(f"predict_proposals cpu fp32 480x854 frame (random weights): {1000 * seconds:8.1f} ms")
 
 
-def proposal_recall(dataset: DatasetFiles, proposer_for: Callable[[VideoFiles], Proposer], every: int = 5,
-                    min_iou: float = 0.5) -> float:
-    """Share of (person, frame) pairs of `dataset` (every `every`-th annotated frame) that a
-    proposal of `proposer_for(video)` covers with IoU >= `min_iou` (at 0.5 or more a proposal can
-    match one of the disjoint persons only)."""
-    found = present = 0
-    for video in dataset.videos:
-        propose = proposer_for(video)
-        position = {stem: index for index, stem in enumerate(video.frames)}
-        for stem in list(video.masks)[::every]:
-            truth = read_mask(video.masks[stem])
-            proposals = propose(position[stem], read_frame(video.frames[stem]))
-            for person in set(np.unique(truth).tolist()) - {0}:
-                present += 1
-                found += any(mask_iou(p.mask, truth == person) >= min_iou for p in proposals)
-    return found / present if present else float("nan")
-
-
 def bench_recall() -> None:
     if not DAVIS.is_dir() or not WEIGHTS.is_file():
         print("recall on real footage: needs weights/default.pt with a proposal network and the shared DAVIS data")
         return
-    try:
-        model, _ = load_proposal_network(WEIGHTS)
-    except VcsegError as error:  # weights without a proposal network
-        print(f"recall on real footage: {error}")
-        return
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "davis"
-        compose_dataset([DAVIS], data, DAVIS_COMPOSITIONS, progress=False)  # the discovery benchmark's set
-        for size in (160, 240):
-            recall = proposal_recall(find_dataset(data), lambda video, size=size: network_proposer(model, size))
-            print(f"default weights' proposals, recall at IoU 0.5 on 12 DAVIS compositions, short side {size}: "
-                  f"{recall:.3f}")
+        tmp = Path(tmp)
+        weights = compared_weights(tmp)
+        dataset = find_dataset(held_out_compositions(tmp / "davis"))  # the discovery benchmark's set
+        for label, path in weights:
+            try:
+                model, _ = load_proposal_network(path)
+            except VcsegError as error:  # weights without a proposal network
+                print(f"recall on real footage, {label} weights: {error}")
+                continue
+            for size in (160, 240):
+                recall = proposal_recall(dataset, lambda video, size=size: network_proposer(model, size))
+                print(f"{label:<8} weights' proposals, recall at IoU 0.5 on {HELD_OUT_COMPOSITIONS.videos} "
+                      f"compositions of {' + '.join(HELD_OUT)}, short side {size}: {recall:.3f}")
 
 
 def main() -> None:

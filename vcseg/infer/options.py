@@ -29,11 +29,9 @@ class PredictOptions:
     previous_in_memory: write every frame's value into the memory as a temporary entry read by
         the next frame (STM, the default), or only the frames that join the memory (STCN; the
         previous frame still reaches the decoder through its mask, the spatial constraint). With
-        the default weights (trained with every frame in memory) at 480 on 2 CPU cores STCN's way
-        ran 1.65x the frames/s and scored J&F 0.537 against 0.524 on the six real DAVIS people
-        sequences, but 0.703 against 0.777 on the demo's procedural videos at 240 (mem_every 2:
-        0.752 at 1.37x): the weights lean on the previous frame's value where they are at home, so
-        STM stays the default until weights trained for STCN's way exist
+        the default weights on the held-out real DAVIS sequences at 320 on 2 CPU cores STCN's way
+        ran about 1.4x the frames/s but scored J&F 0.646 against 0.756: the weights lean on the
+        previous frame's value, so STM stays the default
         (`python -m benchmarks.run predict`).
     """
 
