@@ -372,21 +372,26 @@ class _SourceVideo:
     background: bool = False  # a scene only: no person of its own
 
 
-def _background_videos(folders: Sequence[Path], first_root: int, exclude: Sequence[str] = ()) -> list[_SourceVideo]:
-    videos = []
+def _background_videos(folders: Sequence[Path], first_root: int,
+                       exclude: Sequence[str] = ()) -> tuple[list[_SourceVideo], set[str]]:
+    """The scene videos of `folders` less `exclude`, and the names of all their videos (which
+    --exclude may name)."""
+    videos, names = [], set()
     for index, root in enumerate(folders):
-        found = [video for video in find_dataset(root).videos if video.stems and video.name not in exclude]
+        listed = find_dataset(root).videos
+        names.update(video.name for video in listed)
+        found = [video for video in listed if video.stems and video.name not in exclude]
         if not found:
             raise VcsegError(f"--backgrounds {root}: no video frames found; give a folder of videos "
                              "(JPEGImages/<video>/*.jpg or <video>/*.jpg)")
         videos += [_SourceVideo(first_root + index, video, list(video.stems), background=True) for video in found]
-    return videos
+    return videos, names
 
 
 def _annotated_videos(sources: Sequence[Path], exclude: Sequence[str] = (),
-                      backgrounds: Sequence[Path] = ()) -> list[_SourceVideo]:
+                      backgrounds: Sequence[Path] = (), background_names: set[str] = frozenset()) -> list[_SourceVideo]:
     videos = []
-    found = {video.name for root in backgrounds for video in find_dataset(root).videos}  # --exclude may name scenes
+    found = set(background_names)  # --exclude may name scenes
     for index, root in enumerate(sources):
         for video in find_dataset(root).videos:
             found.add(video.name)
@@ -463,11 +468,13 @@ def compose_dataset(sources: Sequence[str | os.PathLike[str]], out: str | os.Pat
     low, high = config.people
     if not 1 <= low <= high:
         raise VcsegError(f"people range {low}-{high}: give MIN-MAX with 1 <= MIN <= MAX")
-    videos = _annotated_videos(sources, config.exclude, [Path(b) for b in config.backgrounds])
+    backgrounds = [Path(b) for b in config.backgrounds]
+    scenes, scene_names = _background_videos(backgrounds, len(sources), config.exclude)
+    videos = _annotated_videos(sources, config.exclude, backgrounds, scene_names)
     if not videos:
         raise VcsegError(f"{', '.join(map(str, sources))}: no video with masks; compose needs "
                          "annotated videos (JPEGImages/<video>/*.jpg with Annotations/<video>/*.png)")
-    scenes = _background_videos([Path(b) for b in config.backgrounds], len(sources), config.exclude) or videos
+    scenes = scenes or videos
     order = np.random.default_rng(config.seed).permutation(len(scenes))
     bases = [scenes[order[i % len(scenes)]] for i in range(config.videos)]
     names = [f"cp{index:03d}-{base.files.name}" for index, base in enumerate(bases)]
@@ -478,7 +485,7 @@ def compose_dataset(sources: Sequence[str | os.PathLike[str]], out: str | os.Pat
     remove_orphan_staging(out)
     staging = make_staging(out)
     try:
-        roots = sources + [Path(b) for b in config.backgrounds]
+        roots = sources + backgrounds
         meta_videos, persons = _write_composites(staging, bases, names, videos, roots, config, progress)
         write_json_atomic(staging / META_FILE, {
             "version": 1,
