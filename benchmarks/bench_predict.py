@@ -1,13 +1,15 @@
 """`vcseg predict` figures: frames per second at 854x480, the memory bank's bound on long videos, and
-the old engine against the new one with the default weights on real footage.
+today's engine against this checkout's with the default weights on held-out real footage.
 
-- STM's memory writes (every frame's value written to the memory, read by the next frame; the
-  default) against STCN's (`--memory-frames-only`: values written only for frames that join the
-  memory; the previous frame reaches the decoder through its mask): frames/s and J&F, first masks given (semi) and none (the people found by the
-  proposal network), on the six shared DAVIS people sequences (854x480, one person each; semi on
-  all frames, no mask on the first 30 of each) and on two 4-person compositions of them; plus the
-  time from starting `vcseg predict` to its first predicted frame.
-
+- Today's engine (the `vcseg` of BASELINE_COMMIT, run from `git archive`) against this checkout's
+  with STM's memory writes (every frame's value written to the memory, read by the next frame; the
+  default) and with STCN's (`--memory-frames-only`: values written only for frames that join the
+  memory; the previous frame reaches the decoder through its mask): frames/s and J&F (tianchi
+  protocol, with the paired bootstrap interval against today's), first masks given (semi) and
+  none (the people found by the proposal network), on the held-out DAVIS people sequences
+  (rollerblade, tennis: 854x480, one person each; semi on all frames, no mask on the first 30 of
+  each) and on two 4-person compositions of them; each run a fresh process, --size 480, auto
+  precision. Plus the time from starting `vcseg predict` to its first predicted frame, for both.
 - Frames per second of the propagation (one object pair, --size 480, defaults mem_every 5 /
   mem_size 8, fp32 on the CPU, auto precision (bf16) on a GPU) over 10 frames of 854x480 after a
   2-frame warm-up, for a small model (resnet18, the demo config's widths) and the ResNet-50 default,
@@ -18,6 +20,7 @@ the old engine against the new one with the default weights on real footage.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.held_out import DAVIS, HELD_OUT, REPO, TRAIN_PEOPLE, held_out_davis
 from vcseg.config import ModelConfig
 from vcseg.data.compose import ComposeConfig, compose_dataset
-from vcseg.infer.dataset import predict_dataset
 from vcseg.infer.models import DEFAULT_WEIGHTS
 from vcseg.infer.options import PredictOptions
 from vcseg.infer.propagate import VideoStats, predict_video
@@ -39,9 +42,12 @@ from vcseg.metrics.compare import paired_difference
 from vcseg.metrics.evaluate import score_dataset
 from vcseg.model.network import MemoryNetwork
 
-DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-people"
-ENGINES = {"STM, every frame's value in memory (default)": True, "STCN, --memory-frames-only": False}
-NO_MASK_FRAMES = 30  # per DAVIS sequence, for the no-mask rows (proposals make them the slow ones)
+# Today's engine, for the before/after rows: the last commit before the query-major memory read,
+# batch norms folded and channels-last prediction (its `vcseg` is run from `git archive`).
+BASELINE_COMMIT = "e594ada"
+NO_MASK_FRAMES = 30  # per held-out sequence, for the no-mask rows on 1-person footage
+# Four persons per video, from the held-out sequences only (the same person more than once).
+FOUR_PEOPLE = ComposeConfig(videos=2, people=(4, 4), seed=0, exclude=TRAIN_PEOPLE)
 
 MODELS = {
     "resnet18": ModelConfig(encoder="resnet18", value_encoder="resnet18", key_dim=32, value_dim=128,
@@ -111,22 +117,68 @@ def _first_frames(source: Path, out: Path, count: int) -> Path:
     return out
 
 
-def _engine_rows(title: str, data: Path, first_masks: Path | None, tmp: Path) -> None:
+# One engine's run, in a process of its own whose `vcseg` is the code under test (this checkout,
+# or BASELINE_COMMIT's tree): prints the module it ran and the frames and seconds predict took.
+_RUNNER = """
+import json, sys, time
+from pathlib import Path
+import vcseg
+from vcseg.infer.dataset import predict_dataset
+from vcseg.infer.options import PredictOptions
+data, out, masks, weights, previous = sys.argv[1:6]
+started = time.perf_counter()
+summary = predict_dataset(Path(data), Path(out), [Path(weights)], Path(masks) if masks else None,
+                          PredictOptions(previous_in_memory=previous == "stm"))
+print(json.dumps({"vcseg": vcseg.__file__, "frames": summary.frames, "seconds": time.perf_counter() - started}))
+"""
+
+
+def _baseline_code(tmp: Path) -> Path | None:
+    """BASELINE_COMMIT's `vcseg` package, extracted under `tmp` (None, after one line, without git)."""
+    root = tmp / f"vcseg-{BASELINE_COMMIT}"
+    root.mkdir()
+    archive = subprocess.run(["git", "archive", BASELINE_COMMIT, "vcseg"], cwd=REPO, capture_output=True, check=False)
+    if archive.returncode != 0:
+        print(f"  the engine of {BASELINE_COMMIT} is not available ({archive.stderr.decode(errors='replace').strip()}); "
+              "reporting this checkout's only")
+        return None
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    return root
+
+
+def _run_engine(code: Path, data: Path, out: Path, first_masks: Path | None, engine: str) -> float:
+    """Frames/s of predict (default weights, --size 480, auto precision) with the `vcseg` under `code`."""
+    result = subprocess.run(
+        [sys.executable, "-c", _RUNNER, str(data), str(out), str(first_masks or ""), str(DEFAULT_WEIGHTS), engine],
+        capture_output=True, text=True, cwd=code,  # `python -c` puts the working folder first on the path
+        env={**os.environ, "PYTHONPATH": str(code), "NO_ALBUMENTATIONS_UPDATE": "1"})
+    if result.returncode != 0:
+        raise RuntimeError(f"the engine under {code} failed:\n{result.stderr[-2000:]}")
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    if not Path(figures["vcseg"]).resolve().is_relative_to(code.resolve()):
+        raise RuntimeError(f"the run meant for {code} imported {figures['vcseg']}")
+    return figures["frames"] / figures["seconds"]
+
+
+def _engine_rows(title: str, data: Path, first_masks: Path | None, tmp: Path, baseline: Path | None) -> None:
+    """The baseline engine against this checkout's STM and STCN writes on one set, J&F tianchi protocol."""
     print(f"  {title}")
-    reports, speeds = [], []
-    for name, previous in ENGINES.items():
-        out = tmp / f"{title.split()[0]}-{previous}-{first_masks is not None}"
-        started = time.perf_counter()
-        options = PredictOptions(previous_in_memory=previous)
-        summary = predict_dataset(data, out, [DEFAULT_WEIGHTS], first_masks, options)
-        speeds.append(summary.frames / (time.perf_counter() - started))
-        reports.append(score_dataset(out, data, workers=1))
-        print(f"    {name:38s} {speeds[-1]:5.2f} frames/s, J&F {reports[-1].summary()['JF_mean']:.4f}", flush=True)
-    print(f"    STCN / STM frames/s: {speeds[1] / speeds[0]:.2f}x; J&F STCN minus STM "
-          f"{paired_difference(reports[1], reports[0])}", flush=True)
+    tmp.mkdir(parents=True)
+    engines = ([(f"{BASELINE_COMMIT} (today's engine, STM)", baseline, "stm")] if baseline else []) + [
+        ("new engine, STM (default)", REPO, "stm"), ("new engine, STCN --memory-frames-only", REPO, "stcn")]
+    speeds, reports = {}, {}
+    for name, code, engine in engines:
+        out = tmp / f"pred-{len(list(tmp.iterdir()))}"
+        speeds[name] = _run_engine(code, data, out, first_masks, engine)
+        reports[name] = score_dataset(out, data, workers=1)
+        print(f"    {name:40s} {speeds[name]:5.2f} frames/s, J&F {reports[name].summary()['JF_mean']:.4f}", flush=True)
+    names = list(speeds)
+    for name in names[1:]:
+        print(f"    {name} / {names[0]}: {speeds[name] / speeds[names[0]]:.2f}x frames/s, J&F "
+              f"{paired_difference(reports[name], reports[names[0]])}", flush=True)
 
 
-def _startup() -> None:
+def _startup(code: Path, label: str) -> None:
     """Seconds from starting `vcseg predict` (a fresh process) to its first frame's mask on disk."""
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "data" / "v"
@@ -134,16 +186,19 @@ def _startup() -> None:
         from PIL import Image
 
         Image.fromarray(np.zeros((480, 854, 3), np.uint8)).save(video / "00000.jpg")
-        Image.fromarray(np.pad(np.ones((100, 100), np.uint8), 100)).save(video / "00000.png")
+        mask = np.zeros((480, 854), np.uint8)
+        mask[100:300, 300:500] = 1
+        Image.fromarray(mask).save(video / "00000.png")
         times = []
         for _ in range(3):  # the first run warms the disk cache; the median is a warm start
             out = Path(tmp) / f"pred{len(times)}"
             started = time.perf_counter()
             subprocess.run([sys.executable, "-m", "vcseg.cli", "predict", "--video-dir", str(video.parent),
-                            "--first-masks", str(video.parent), "--out", str(out)], check=True, capture_output=True,
-                           env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+                            "--first-masks", str(video.parent), "--out", str(out),
+                            "--checkpoint", str(DEFAULT_WEIGHTS)], check=True, capture_output=True, cwd=code,
+                           env={**os.environ, "PYTHONPATH": str(code), "NO_ALBUMENTATIONS_UPDATE": "1"})
             times.append(time.perf_counter() - started)
-    print(f"  vcseg predict, a fresh process to one 854x480 frame's mask: median {sorted(times)[1]:.2f} s "
+    print(f"  {label}: a fresh `vcseg predict` process to one 854x480 frame's mask: median {sorted(times)[1]:.2f} s "
           f"({', '.join(f'{t:.2f}' for t in times)})")
 
 
@@ -151,20 +206,28 @@ def bench_engines() -> None:
     if not DEFAULT_WEIGHTS.is_file():
         print(f"  {DEFAULT_WEIGHTS} not found: run `make weights` first")
         return
-    print("STM's and STCN's memory writes, default weights, --size 480, fp32 on the CPU")
-    _startup()
-    if not DAVIS.is_dir():
-        print(f"  {DAVIS} not found: the real-footage rows need the shared DAVIS people sequences")
-        return
+    print(f"today's engine ({BASELINE_COMMIT}) against this checkout's, STM's and STCN's memory writes, "
+          f"default weights, --size 480, auto precision, held-out real footage")
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        _engine_rows("DAVIS people, first masks (6 sequences, 854x480, 1 person)", DAVIS, DAVIS, tmp)
-        short = _first_frames(DAVIS, tmp / "davis-short", NO_MASK_FRAMES)
-        _engine_rows(f"DAVIS people, no mask (first {NO_MASK_FRAMES} frames of each)", short, None, tmp)
+        baseline = _baseline_code(tmp)
+        for code, label in ((baseline, BASELINE_COMMIT), (REPO, "this checkout")):
+            if code is not None:
+                _startup(code, label)
+        if not DAVIS.is_dir():
+            print(f"  {DAVIS} not found: the real-footage rows need the shared DAVIS people sequences")
+            return
+        held_out = held_out_davis(tmp)
+        rows = tmp / "rows"
+        _engine_rows(f"held-out DAVIS people ({', '.join(HELD_OUT)}), first masks (854x480, 1 person)",
+                     held_out, held_out, rows / "a", baseline)
+        short = _first_frames(held_out, tmp / "held-out-short", NO_MASK_FRAMES)
+        _engine_rows(f"the same, no mask (first {NO_MASK_FRAMES} frames of each)", short, None, rows / "b", baseline)
         composed = tmp / "composed"
-        compose_dataset([DAVIS], composed, ComposeConfig(videos=2, people=(4, 4), seed=0), progress=False)
-        _engine_rows("4-person compositions of them, first masks (2 videos)", composed, composed, tmp)
-        _engine_rows("4-person compositions of them, no mask", composed, None, tmp)
+        compose_dataset([DAVIS], composed, FOUR_PEOPLE, progress=False)
+        _engine_rows("4-person compositions of them, first masks (2 videos, 854x480)", composed, composed,
+                     rows / "c", baseline)
+        _engine_rows("4-person compositions of them, no mask", composed, None, rows / "d", baseline)
 
 
 def main() -> None:

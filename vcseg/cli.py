@@ -403,8 +403,8 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
               help="Let --size enlarge frames whose short side is smaller (off: no pixels made up).")
 @click.option("--previous-in-memory/--memory-frames-only", default=True, show_default=True,
               help="Write every frame's value into the memory for the next frame to read (STM), or only the "
-                   "memory frames' (STCN: about 1.4x the frames/s on 2 CPU cores, but with the default weights "
-                   "0.11 less J&F on held-out real footage; see the README).")
+                   "memory frames' (STCN: about 1.4x the frames/s of STM on 2 CPU cores, but with the default "
+                   "weights 0.13 less J&F on held-out real footage from first masks; see the README).")
 @click.option("--mem-every", type=click.IntRange(min=1), default=5, show_default=True,
               help="Every N-th frame joins the working memory.")
 @click.option("--mem-size", type=click.IntRange(min=1), default=8, show_default=True,

@@ -63,3 +63,32 @@ def test_size_never_upsamples_unless_asked(size, upsample, expected):
     stats = VideoStats()
     predict_video([tiny_model()], random_frames(2, 24, 40), {0: two_boxes(24, 40)}, options, stats=stats)
     assert stats.short_side == expected
+
+
+@pytest.mark.parametrize("previous_in_memory", [True, False])
+def test_groups_read_against_one_affinity_equal_groups_read_one_by_one(previous_in_memory, monkeypatch):
+    """Objects that joined at frames 0, 2 and 3 are three read groups; the engine's shared-affinity
+    read gives what reading each group from its own entries gives."""
+    boxes = two_boxes(32, 48)
+    starts = {0: {1: boxes == 1}, 2: {2: boxes == 2}, 3: {3: np.roll(boxes == 1, 20, axis=1)}}
+
+    def run(shared: bool) -> list[torch.Tensor]:
+        model = tiny_model()
+        engine = InferenceEngine(model, mem_every=2, working_size=4, previous_in_memory=previous_in_memory)
+        if not shared:
+            monkeypatch.setattr(engine.memory, "read_groups", lambda groups: None)
+        shared_reads = []
+        read_groups = model.read_memory_groups
+        model.read_memory_groups = lambda *args: shared_reads.append(len(args[2])) or read_groups(*args)
+        outputs = []
+        with torch.inference_mode():
+            for t, frame in enumerate(random_frames(7, 32, 48)):
+                image = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+                given = {i: torch.from_numpy(m).float() for i, m in starts.get(t, {}).items()}
+                outputs.append(engine.step(image, given or None))
+        assert len(engine.objects.groups()) == 3
+        assert (3 in shared_reads) == shared  # from frame 3 on, three groups in one read (or none such)
+        return outputs
+
+    for shared, alone in zip(run(True), run(False)):
+        torch.testing.assert_close(shared, alone, rtol=1e-5, atol=1e-6)

@@ -67,3 +67,20 @@ def test_engine_memory_never_exceeds_its_bound_and_stops_growing(previous_in_mem
     assert sizes == [count * entry_bytes for count in counts]  # every entry costs the same
     assert max(sizes[20:]) == max(sizes[:20]) == most * entry_bytes  # the second half is no bigger
     assert engine.ids == [4]
+
+
+def test_groups_read_runs_of_consecutive_entries_and_refuse_gaps():
+    bank = MemoryBank(working_size=4)
+    key = torch.zeros(2, 3, 4)
+    bank.add(0, PERMANENT, key, torch.full((1, 5, 3, 4), 1.0), [1], introduced=frozenset({1}))
+    bank.add(3, PERMANENT, key + 1, torch.stack([torch.full((5, 3, 4), 2.0), torch.full((5, 3, 4), 3.0)]), [1, 2],
+             introduced=frozenset({2}))
+    bank.add(5, WORKING, key + 2, torch.stack([torch.full((5, 3, 4), 4.0), torch.full((5, 3, 4), 5.0)]), [1, 2])
+    keys, parts = bank.read_groups([[1], [2]])
+    assert keys.shape == (1, 2, 3, 3, 4)
+    assert [first for first, _ in parts] == [0, 1]  # object 2 is held from the second entry on
+    assert parts[0][1][0, 0, 0, :, 0, 0].tolist() == [1.0, 2.0, 4.0]
+    assert parts[1][1][0, 0, 0, :, 0, 0].tolist() == [3.0, 5.0]
+    bank.add(6, WORKING, key, torch.full((1, 5, 3, 4), 6.0), [1])  # an entry without object 2: a gap
+    bank.add(7, WORKING, key, torch.full((2, 5, 3, 4), 7.0), [1, 2])
+    assert bank.read_groups([[1], [2]]) is None

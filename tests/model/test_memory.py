@@ -110,3 +110,48 @@ def test_affinity_bytes_counts_the_logits_and_weights(tensors):
     weights = softmax_topk(logits)
     assert affinity_bytes(B, N, M, chunk=7) == logits.nbytes + weights.nbytes
     assert affinity_bytes(B, N, M, chunk=0) == 2 * B * N * M * 4
+
+
+@pytest.mark.parametrize("top_k", [0, 3])
+def test_read_of_many_query_positions_in_cpu_blocks_equals_the_direct_read(top_k):
+    """More query positions than a CPU block: the blocks together read what one product reads."""
+    from vcseg.model.memory import CPU_READ_BLOCK
+
+    generator = torch.Generator().manual_seed(1)
+    positions = 2 * CPU_READ_BLOCK + 3
+    mem_key, mem_value = torch.randn(1, CK, N, generator=generator), torch.randn(1, CV, N, generator=generator)
+    query_key = torch.randn(1, CK, positions, generator=generator)
+    weights = softmax_topk(affinity(mem_key, query_key), top_k)  # B, N, M: one block, memory-major
+    expected = torch.einsum("bcn,bnm->bcm", mem_value, weights)
+    torch.testing.assert_close(read_memory(mem_key, mem_value, query_key, top_k=top_k), expected,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_top_k_along_the_last_dimension_is_the_transpose(tensors):
+    mem_key, _, query_key = tensors
+    logits = affinity(mem_key, query_key)  # B, N, M
+    torch.testing.assert_close(softmax_topk(logits.transpose(1, 2), top_k=4, dim=-1),
+                               softmax_topk(logits, top_k=4).transpose(1, 2))
+
+
+@pytest.mark.parametrize("top_k", [0, 3])
+@pytest.mark.parametrize("chunk", [0, 7])
+def test_reads_of_memory_ranges_equal_reads_of_those_positions_alone(tensors, top_k, chunk):
+    """One affinity for several reads: each equals reading its own positions' keys and values."""
+    from vcseg.model.memory import read_memory_ranges
+
+    mem_key, mem_value, query_key = tensors
+    ranges = [(0, mem_value), (10, mem_value[:, :3, 10:]), (12, mem_value[:, :, 12:25])]
+    reads = read_memory_ranges(mem_key, ranges, query_key, top_k=top_k, chunk=chunk)
+    for (start, value), read in zip(ranges, reads):
+        alone = read_memory(mem_key[:, :, start:start + value.shape[2]], value, query_key, top_k=top_k)
+        assert read.shape == (B, value.shape[1], M)
+        torch.testing.assert_close(read, alone)
+
+
+def test_a_range_past_the_memory_is_refused(tensors):
+    from vcseg.model.memory import read_memory_ranges
+
+    mem_key, mem_value, query_key = tensors
+    with pytest.raises(ValueError, match="memory positions 5..34 of 30"):
+        read_memory_ranges(mem_key, [(5, mem_value)], query_key)

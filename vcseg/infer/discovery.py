@@ -232,7 +232,7 @@ class Discovery:
             return None
         options = self.options
         proposals = [p for p in self.propose(video_index, frame) if p.score >= options.min_score]
-        labels = probs.argmax(dim=0).cpu().numpy()  # H, W: channel 1 + i is ids[i]
+        labels = probs.max(dim=0).indices.cpu().numpy()  # H, W: channel 1 + i is ids[i] (argmax(0): 6x slower on CPU)
         current = {object_id: labels == slot + 1 for slot, object_id in enumerate(ids)}
         overlaps = np.array([[mask_iou(p.mask, current[t]) for t in ids] for p in proposals]).reshape(len(proposals),
                                                                                                        len(ids))

@@ -147,11 +147,15 @@ class InferenceEngine:
     def _read(self, key: torch.Tensor) -> torch.Tensor:
         """Every live object's memory read -> 1, K, Cv, h, w; objects that started together are read
         together from the entries holding them (see `vcseg.infer.memory`)."""
+        groups = [ids for _, ids in self.objects.groups()]
         reads: dict[int, torch.Tensor] = {}
         with self._top_k():
-            for _, ids in self.objects.groups():
-                memory_keys, memory_values = self.memory.read_tensors(ids)
-                readout = self.model.read_memory(key, memory_keys, memory_values)  # 1, G, Cv, h, w
+            shared = self.memory.read_groups(groups) if len(groups) > 1 else None
+            if shared is not None:  # one affinity for all groups: each reads its run of entries
+                readouts = self.model.read_memory_groups(key, *shared)
+            else:
+                readouts = [self.model.read_memory(key, *self.memory.read_tensors(ids)) for ids in groups]
+            for ids, readout in zip(groups, readouts):  # readout: 1, G, Cv, h, w
                 reads.update({object_id: readout[:, i] for i, object_id in enumerate(ids)})
         return torch.stack([reads[i] for i in self.objects.ids], dim=1)
 

@@ -95,6 +95,29 @@ class MemoryBank:
                              dim=2)  # K, Cv, T, h, w
         return keys.unsqueeze(0), values.unsqueeze(0)
 
+    def read_groups(self, groups: list[list[int]]
+                    ) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor]]] | None:
+        """For reading several groups of objects against one affinity: the keys of every entry,
+        1, Ck, T, h, w, and per group (index of the first entry holding all its ids, their values
+        1, len(ids), Cv, T_g, h, w). None where the entries holding a group are not consecutive
+        (read that memory group by group with `read_tensors`). They are consecutive while entries
+        are kept in frame order: an object is held by every entry from its first frame on.
+        """
+        if not self.entries:
+            raise ValueError("the memory is empty")
+        parts = []
+        for ids in groups:
+            holding = [index for index, entry in enumerate(self.entries) if all(i in entry.ids for i in ids)]
+            if not holding:
+                raise ValueError(f"no memory entry holds objects {ids}")
+            if holding != list(range(holding[0], holding[-1] + 1)):
+                return None
+            values = torch.stack([self.entries[index].values[[self.entries[index].ids.index(i) for i in ids]]
+                                  for index in holding], dim=2)  # K, Cv, T_g, h, w
+            parts.append((holding[0], values.unsqueeze(0)))
+        keys = torch.stack([entry.key for entry in self.entries], dim=1)  # Ck, T, h, w
+        return keys.unsqueeze(0), parts
+
     def remove_object(self, object_id: int) -> None:
         """Forget an object's values; entries left with no object, or permanent entries whose
         objects are all gone, are dropped."""

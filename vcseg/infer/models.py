@@ -65,7 +65,8 @@ def inference_models(sources: Sequence[ModelSource], options: PredictOptions
     """
     sources = resolve_checkpoints(sources)
     device = prediction_device(options.device, [source for source in sources if isinstance(source, MemoryNetwork)])
-    models = [source if isinstance(source, MemoryNetwork) else load_memory_network(Path(source))[0]
+    # Models loaded here are prediction's own: made faster for it, same masks (`for_prediction`).
+    models = [source if isinstance(source, MemoryNetwork) else load_memory_network(Path(source))[0].for_prediction()
               for source in sources]
     was_training = [model.training for model in models]
     try:

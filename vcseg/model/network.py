@@ -17,8 +17,9 @@ masks must be zero and which come out with probability 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from vcseg.model import memory
 from vcseg.model.aggregate import other_objects, soft_aggregate
 from vcseg.model.decoder import Decoder
 from vcseg.model.encoders import SKIP_INDICES, build_encoder, skip_channels
+from vcseg.model.fold import fold_batch_norms
 from vcseg.model.modules import ResBlock, SpatialConstraint
 from vcseg.model.pretrained import IMAGENET, input_normalisation, with_input_normalisation
 
@@ -136,6 +138,21 @@ class MemoryNetwork(nn.Module):
         )  # B, K*value_dim, h*w
         return readout.view(batch, objects, value_dim, height, width)
 
+    def read_memory_groups(self, query_key: torch.Tensor, memory_keys: torch.Tensor,
+                           groups: list[tuple[int, torch.Tensor]]) -> list[torch.Tensor]:
+        """`read_memory` for groups of objects held by different runs of the memory frames, the
+        affinity computed once: memory_keys B, key_dim, T, h', w'; groups (first frame t, values
+        B, G, value_dim, T_g, h', w' of frames t .. t + T_g - 1). Returns B, G, value_dim, h, w per group.
+        """
+        batch, key_dim, height, width = query_key.shape
+        frame_positions = memory_keys.shape[3] * memory_keys.shape[4]
+        reads = memory.read_memory_ranges(
+            memory_keys.flatten(2),
+            [(first * frame_positions, values.flatten(3).flatten(1, 2)) for first, values in groups],
+            query_key.flatten(2), kind=self.config.affinity, top_k=self.config.top_k, chunk=self.config.read_chunk)
+        return [read.view(batch, values.shape[1], values.shape[2], height, width)
+                for read, (_, values) in zip(reads, groups)]
+
     def segment(self, readout: torch.Tensor, features: QueryFeatures, prev_masks: torch.Tensor | None = None,
                 valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode the memory read into one distribution per pixel.
@@ -199,6 +216,23 @@ class MemoryNetwork(nn.Module):
                 memory_keys.append(keys[:, t])
                 memory_values.append(self.encode_value(frames[:, t], current, prev_masks))
         return torch.stack(all_logits, dim=1)
+
+    def for_prediction(self) -> MemoryNetwork:
+        """This model made faster to predict with, in place and in eval mode: the encoders' batch
+        norms folded into their convolutions (`vcseg.model.fold`), weights and activations stored
+        channels-last from now on (`config.channels_last`). The masks stay the same (to float
+        rounding). Prediction does this to every model it loads; a model trained further after it
+        would train without those batch norms.
+
+        Measured on 2 CPU cores, default weights, 480x864: channels-last runs the query encoder in
+        0.107 s against 0.188 s in fp32, 0.062 s against 0.105 s in bf16.
+        """
+        self.eval()
+        device = self.mean.device
+        fold_batch_norms(self.encoder, torch.rand(1, 3, 64, 64, device=device))
+        fold_batch_norms(self.value_encoder, torch.rand(1, 5, 64, 64, device=device))
+        self.config = dataclasses.replace(self.config, channels_last=True)
+        return self.to(memory_format=torch.channels_last)
 
     def _normalise(self, frames: torch.Tensor) -> torch.Tensor:
         x = (frames - self.mean) / self.std
