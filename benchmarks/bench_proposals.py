@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# proposal_recall lives in held_out (bench_tracking imports it from here too): bench_discovery
-# needs it, and importing it from this module there would make the two import each other
+# proposal_recall lives in held_out (as bench_discovery and bench_tracking need it too, and
+# importing it from this module there would make bench_discovery and this module import each other)
 from benchmarks.held_out import (DAVIS, HELD_OUT, HELD_OUT_COMPOSITIONS, WEIGHTS, compared_weights,
                                  held_out_compositions, proposal_recall)
 from benchmarks.timing import median_seconds
