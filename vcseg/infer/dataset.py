@@ -299,10 +299,10 @@ def _proposal_network(proposals: Any, checkpoints: Sequence[ModelSource]) -> tup
     if isinstance(proposals, torch.nn.Module):
         return proposals, _model_digest(proposals)
     if proposals is not None:
-        return load_proposal_network(proposals)[0].for_prediction(), _model_digest(proposals)
+        return load_proposal_network(proposals)[0], _model_digest(proposals)
     for source in checkpoints:
         if isinstance(source, (str, os.PathLike)) and "proposals" in load_checkpoint(source)["models"]:
-            return load_proposal_network(source)[0].for_prediction(), _model_digest(source)
+            return load_proposal_network(source)[0], _model_digest(source)
     raise VcsegError("no mask given and no proposal network to find the people: pass --first-masks MASKS_ROOT, "
                      "or a checkpoint holding a proposal network (make weights; vcseg export --proposals)")
 

@@ -1,9 +1,11 @@
 """Folding eval-mode batch norms into the convolutions before them, for prediction.
 
 In eval mode a batch norm is a fixed per-channel affine map, so a convolution followed by one is
-one convolution with scaled weights and a bias. Prediction folds them (the encoders are timm /
-torchvision networks with a batch norm after nearly every convolution): measured on 2 CPU cores,
-batch norms took 13% of a no-mask prediction's time.
+one convolution with scaled weights and a bias. Prediction folds the memory network's (its
+encoders are timm / torchvision networks with a batch norm after nearly every convolution):
+measured on 2 CPU cores, batch norms took 13% of a no-mask prediction's time. Not the proposal
+network's: exact in fp32, but under bf16 autocast its folded scores cost the no-mask demo set
+0.643 -> 0.603 J&F (its thresholds on scores are sensitive to the rounding), for little time.
 
     folded = fold_batch_norms(model.encoder, torch.rand(1, 3, 64, 64))   # number of pairs folded
 

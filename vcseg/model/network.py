@@ -220,8 +220,9 @@ class MemoryNetwork(nn.Module):
     def for_prediction(self) -> MemoryNetwork:
         """This model made faster to predict with, in place and in eval mode: the encoders' batch
         norms folded into their convolutions (`vcseg.model.fold`), weights and activations stored
-        channels-last from now on (`config.channels_last`). The masks stay the same (to float
-        rounding). Prediction does this to every model it loads; a model trained further after it
+        channels-last from now on (`config.channels_last`). The masks stay the same in fp32; under
+        bf16 the rounding differs, which moves J&F a little either way (see the README).
+        Prediction does this to every memory network it loads; a model trained further after it
         would train without those batch norms.
 
         Measured on 2 CPU cores, default weights, 480x864: channels-last runs the query encoder in

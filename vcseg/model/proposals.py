@@ -29,7 +29,6 @@ from torch import nn
 
 from vcseg.config import ProposalConfig
 from vcseg.model.encoders import DEPTH, build_encoder
-from vcseg.model.fold import fold_batch_norms
 from vcseg.model.pretrained import with_input_normalisation
 
 INPUT_MULTIPLE = 16  # the encoders stop at stride 16
@@ -80,14 +79,6 @@ class ProposalNetwork(nn.Module):
     @property
     def output_stride(self) -> int:
         return self.config.output_stride
-
-    def for_prediction(self) -> ProposalNetwork:
-        """This network made faster to predict with, in place and in eval mode: batch norms folded
-        into their convolutions (`vcseg.model.fold`), weights channels-last. Same outputs (to
-        float rounding); prediction does this to every proposal network it loads."""
-        self.eval()
-        fold_batch_norms(self, torch.rand(1, 3, 2 * INPUT_MULTIPLE, 2 * INPUT_MULTIPLE, device=self.mean.device))
-        return self.to(memory_format=torch.channels_last)
 
     def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """frames: B, 3, H, W in [0, 1], H and W multiples of 16 -> the three maps (module docstring)."""
