@@ -147,12 +147,17 @@ def _baseline_code(tmp: Path) -> Path | None:
     return root
 
 
+def _in_code(code: Path) -> dict:
+    """subprocess.run's cwd and env for a Python whose `vcseg` is the one under `code` (`python -c`
+    and `-m` put the working folder first on the path, so it must be `code` too)."""
+    return {"cwd": code, "env": {**os.environ, "PYTHONPATH": str(code), "NO_ALBUMENTATIONS_UPDATE": "1"}}
+
+
 def _run_engine(code: Path, data: Path, out: Path, first_masks: Path | None, engine: str) -> float:
     """Frames/s of predict (default weights, --size 480, auto precision) with the `vcseg` under `code`."""
     result = subprocess.run(
         [sys.executable, "-c", _RUNNER, str(data), str(out), str(first_masks or ""), str(DEFAULT_WEIGHTS), engine],
-        capture_output=True, text=True, cwd=code,  # `python -c` puts the working folder first on the path
-        env={**os.environ, "PYTHONPATH": str(code), "NO_ALBUMENTATIONS_UPDATE": "1"})
+        capture_output=True, text=True, **_in_code(code))
     if result.returncode != 0:
         raise RuntimeError(f"the engine under {code} failed:\n{result.stderr[-2000:]}")
     figures = json.loads(result.stdout.strip().splitlines()[-1])
@@ -206,8 +211,7 @@ def _startup(code: Path, label: str) -> None:
             started = time.perf_counter()
             subprocess.run([sys.executable, "-m", "vcseg.cli", "predict", "--video-dir", str(video.parent),
                             "--first-masks", str(video.parent), "--out", str(out),
-                            "--checkpoint", str(DEFAULT_WEIGHTS)], check=True, capture_output=True, cwd=code,
-                           env={**os.environ, "PYTHONPATH": str(code), "NO_ALBUMENTATIONS_UPDATE": "1"})
+                            "--checkpoint", str(DEFAULT_WEIGHTS)], check=True, capture_output=True, **_in_code(code))
             times.append(time.perf_counter() - started)
     print(f"  {label}: a fresh `vcseg predict` process to one 854x480 frame's mask: median {sorted(times)[1]:.2f} s "
           f"({', '.join(f'{t:.2f}' for t in times)})")

@@ -4,8 +4,8 @@ The discovery benchmark runs weights/default.pt's proposal network, which finds 
 poorly (it learnt four people); on real footage it mostly measures that network. Here the
 proposals are simulated from the ground truth with controlled errors (`vcseg.infer.simulated`),
 at three levels, on the compositions of the held-out DAVIS people sequences that no training saw
-(`benchmarks.held_out.HELD_OUT_COMPOSITIONS`, 8 videos of 2-3 persons); the memory network is weights/default.pt's at short side 320, as in the discovery
-benchmark. Per level: the proposals' recall at IoU 0.5 (the discovery benchmark prints the
+(`benchmarks.held_out.HELD_OUT_COMPOSITIONS`, 8 videos of 2-3 persons); the memory network is
+weights/default.pt's at short side 320, as in the discovery benchmark. Per level: the proposals' recall at IoU 0.5 (the discovery benchmark prints the
 network's), tianchi-protocol J&F of tracking with two re-anchoring rules (the `DiscoveryOptions()`
 default: a matched proposal scoring 0.8 or more replaces a drifted track's mask, IoU below 0.5;
 and `vcseg predict --correct-iou 1 --correct-score 0`: every match replaces it) and of proposals

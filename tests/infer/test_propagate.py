@@ -127,8 +127,8 @@ def test_top_k_changes_the_read():
     model = tiny_model(seed=1)
     captured = {}
 
-    def spy(top_k):
-        original = type(model).read_memory
+    def spy(top_k):  # the engine reads through read_memory_groups (read_memory is its one-group case)
+        original = type(model).read_memory_groups
 
         def read(self, *args):
             captured.setdefault(top_k, []).append(self.config.top_k)
@@ -136,7 +136,7 @@ def test_top_k_changes_the_read():
         return read
 
     for top_k in (None, 3):
-        model.read_memory = spy(top_k).__get__(model)
+        model.read_memory_groups = spy(top_k).__get__(model)
         predict_video([model], frames, given, PredictOptions(size=32, top_k=top_k))
     assert set(captured[None]) == {0} and set(captured[3]) == {3}
 

@@ -150,7 +150,7 @@ class InferenceEngine:
         groups = [ids for _, ids in self.objects.groups()]
         reads: dict[int, torch.Tensor] = {}
         with self._top_k():
-            shared = self.memory.read_groups(groups) if len(groups) > 1 else None
+            shared = self.memory.read_groups(groups)
             if shared is not None:  # one affinity for all groups: each reads its run of entries
                 readouts = self.model.read_memory_groups(key, *shared)
             else:

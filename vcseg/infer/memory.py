@@ -87,13 +87,9 @@ class MemoryBank:
 
         Returns keys 1, Ck, T, h, w and values 1, len(ids), Cv, T, h, w (T entries, oldest first).
         """
-        holding = [entry for entry in self.entries if all(i in entry.ids for i in ids)]
-        if not holding:
-            raise ValueError(f"no memory entry holds objects {ids}")
-        keys = torch.stack([entry.key for entry in holding], dim=1)  # Ck, T, h, w
-        values = torch.stack([entry.values[[entry.ids.index(i) for i in ids]] for entry in holding],
-                             dim=2)  # K, Cv, T, h, w
-        return keys.unsqueeze(0), values.unsqueeze(0)
+        holding = self._holding(ids)
+        keys = torch.stack([self.entries[index].key for index in holding], dim=1)  # Ck, T, h, w
+        return keys.unsqueeze(0), self._values(ids, holding)
 
     def read_groups(self, groups: list[list[int]]
                     ) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor]]] | None:
@@ -107,16 +103,25 @@ class MemoryBank:
             raise ValueError("the memory is empty")
         parts = []
         for ids in groups:
-            holding = [index for index, entry in enumerate(self.entries) if all(i in entry.ids for i in ids)]
-            if not holding:
-                raise ValueError(f"no memory entry holds objects {ids}")
+            holding = self._holding(ids)
             if holding != list(range(holding[0], holding[-1] + 1)):
                 return None
-            values = torch.stack([self.entries[index].values[[self.entries[index].ids.index(i) for i in ids]]
-                                  for index in holding], dim=2)  # K, Cv, T_g, h, w
-            parts.append((holding[0], values.unsqueeze(0)))
+            parts.append((holding[0], self._values(ids, holding)))
         keys = torch.stack([entry.key for entry in self.entries], dim=1)  # Ck, T, h, w
         return keys.unsqueeze(0), parts
+
+    def _holding(self, ids: list[int]) -> list[int]:
+        """Indices of the entries that hold every id of `ids` (at least one, else ValueError)."""
+        holding = [index for index, entry in enumerate(self.entries) if all(i in entry.ids for i in ids)]
+        if not holding:
+            raise ValueError(f"no memory entry holds objects {ids}")
+        return holding
+
+    def _values(self, ids: list[int], holding: list[int]) -> torch.Tensor:
+        """The values of `ids` in the entries `holding`: 1, len(ids), Cv, T, h, w."""
+        entries = [self.entries[index] for index in holding]
+        values = torch.stack([entry.values[[entry.ids.index(i) for i in ids]] for entry in entries], dim=2)
+        return values.unsqueeze(0)  # 1, K, Cv, T, h, w
 
     def remove_object(self, object_id: int) -> None:
         """Forget an object's values; entries left with no object, or permanent entries whose

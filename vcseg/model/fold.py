@@ -19,7 +19,6 @@ convolution whose raw output is also used elsewhere would show there.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import torch
@@ -40,34 +39,34 @@ def fold_batch_norms(module: nn.Module, example: torch.Tensor | Sequence[torch.T
     if module.training:
         raise ValueError("fold_batch_norms needs a module in eval mode (training batch norms use batch statistics)")
     inputs = (example,) if isinstance(example, torch.Tensor) else tuple(example)
-    pairs = _conv_norm_pairs(module, inputs)
+    pairs, output = _conv_norm_pairs(module, inputs)
     if not pairs:
         return 0
+    expected = _flat_outputs(output)
+    parents = dict(module.named_modules())
+    # what a failed check puts back: the batch norm in its parent, the convolution's weight and bias
+    replaced: list[tuple[nn.Module, str, nn.Module, nn.Conv2d, torch.Tensor, torch.Tensor | None]] = []
     with torch.no_grad():
-        expected = _flat_outputs(module(*inputs))
-        saved = copy.deepcopy(module.state_dict())
-        parents = dict(module.named_modules())
-        replaced: list[tuple[nn.Module, str, nn.Module, nn.Conv2d, torch.Tensor | None]] = []
         for conv, norm_name in pairs:
             parent_name, _, child = norm_name.rpartition(".")
             parent = parents[parent_name]
             norm = getattr(parent, child)
-            replaced.append((parent, child, norm, conv, conv.bias))
+            replaced.append((parent, child, norm, conv, conv.weight.data, conv.bias))
             _fold_into(conv, norm)
             setattr(parent, child, _after_norm(norm))
-        folded = _flat_outputs(module(*inputs))
-        if _matches(folded, expected):
+        if _matches(_flat_outputs(module(*inputs)), expected):
             return len(pairs)
-        for parent, child, norm, conv, bias in reversed(replaced):  # put everything back
+        for parent, child, norm, conv, weight, bias in reversed(replaced):
             setattr(parent, child, norm)
-            conv.bias = bias
-        module.load_state_dict(saved)
+            conv.weight.data, conv.bias = weight, bias
     return 0
 
 
-def _conv_norm_pairs(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[tuple[nn.Conv2d, str]]:
+def _conv_norm_pairs(module: nn.Module, inputs: tuple[torch.Tensor, ...]
+                     ) -> tuple[list[tuple[nn.Conv2d, str]], object]:
     """(convolution, qualified name of the batch norm) for each batch norm fed by a convolution's
-    output directly, each convolution at most once, found by running `module` on `inputs`."""
+    output directly, each convolution at most once, found by running `module` on `inputs`; and
+    that run's output (what the folded module must reproduce)."""
     # id of a convolution's output -> (the convolution, the output, held so that its id is not reused)
     outputs: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}
     pairs: dict[str, nn.Conv2d] = {}
@@ -92,11 +91,11 @@ def _conv_norm_pairs(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> lis
             handles.append(child.register_forward_pre_hook(before_norm(name)))
     try:
         with torch.no_grad():
-            module(*inputs)
+            output = module(*inputs)
     finally:
         for handle in handles:
             handle.remove()
-    return [(conv, name) for name, conv in pairs.items()]
+    return [(conv, name) for name, conv in pairs.items()], output
 
 
 def _foldable(norm: nn.Module) -> bool:

@@ -128,15 +128,7 @@ class MemoryNetwork(nn.Module):
         B, K, value_dim, T, h', w'. One affinity serves all K objects (config: affinity, top_k,
         read_chunk).
         """
-        batch, key_dim, height, width = query_key.shape
-        objects, value_dim = memory_values.shape[1:3]
-        readout = memory.read_memory(
-            memory_keys.flatten(2),  # B, key_dim, T*h'*w'
-            memory_values.flatten(3).flatten(1, 2),  # B, K*value_dim, T*h'*w'
-            query_key.flatten(2),  # B, key_dim, h*w
-            kind=self.config.affinity, top_k=self.config.top_k, chunk=self.config.read_chunk,
-        )  # B, K*value_dim, h*w
-        return readout.view(batch, objects, value_dim, height, width)
+        return self.read_memory_groups(query_key, memory_keys, [(0, memory_values)])[0]
 
     def read_memory_groups(self, query_key: torch.Tensor, memory_keys: torch.Tensor,
                            groups: list[tuple[int, torch.Tensor]]) -> list[torch.Tensor]:
