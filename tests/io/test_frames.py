@@ -4,7 +4,10 @@ import pytest
 
 from tests.conftest import write_frame
 from vcseg.errors import VcsegError
-from vcseg.io.frames import image_size, numbering_gaps, read_frame, sorted_stems
+import numpy as np
+from PIL import Image
+
+from vcseg.io.frames import image_size, jpeg_size, numbering_gaps, read_frame, sorted_stems
 
 
 def test_natural_order():
@@ -25,3 +28,13 @@ def test_read_frame_odd_size_and_truncated(tmp_path):
     (tmp_path / "t.jpg").write_bytes(data[: len(data) // 3])
     with pytest.raises(VcsegError, match=r"t\.jpg: cannot decode frame"):
         read_frame(tmp_path / "t.jpg")
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_jpeg_size_reads_the_frame_header(tmp_path, progressive):
+    Image.new("RGB", (853, 481), (10, 20, 30)).save(tmp_path / "f.jpg", progressive=progressive)
+    data = (tmp_path / "f.jpg").read_bytes()
+    assert jpeg_size(data) == image_size(tmp_path / "f.jpg") == (481, 853)
+    assert jpeg_size(np.frombuffer(data, dtype=np.uint8)) == (481, 853)
+    assert jpeg_size(data[:20]) is None  # cut before the frame header
+    assert jpeg_size(b"\x89PNG\r\n\x1a\n") is None

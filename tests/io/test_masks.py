@@ -102,3 +102,65 @@ def test_truncated_and_missing(tmp_path):
         read_mask(tmp_path / "t.png")
     with pytest.raises(VcsegError, match="not found"):
         read_mask(tmp_path / "nope.png")
+
+
+def _png(pixels: np.ndarray, filters: list[int], colour_type: int, idat_parts: int = 1) -> bytes:
+    """An 8-bit PNG of `pixels` written by hand with the given filter per row (0 None, 1 Sub, 2 Up),
+    its compressed data split over `idat_parts` IDAT chunks: filters PIL's writer never picks."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width = pixels.shape
+    rows, previous = [], np.zeros(width, dtype=np.int64)
+    for row, kind in zip(pixels.astype(np.int64), filters):
+        coded = {0: row, 1: row - np.concatenate([[0], row[:-1]]), 2: row - previous}[kind]
+        rows.append(bytes([kind]) + (coded % 256).astype(np.uint8).tobytes())
+        previous = row
+    compressed = zlib.compress(b"".join(rows))
+    step = -(-len(compressed) // idat_parts)
+    chunks = [chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0))]
+    if colour_type == 3:
+        chunks.append(chunk(b"PLTE", davis_palette().tobytes()))
+    chunks += [chunk(b"IDAT", compressed[i:i + step]) for i in range(0, len(compressed), step)]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("filters", ["none", "sub", "mixed", "up"])
+@pytest.mark.parametrize("colour_type", [0, 3])
+def test_every_row_filter_reads_as_pil_reads_it(tmp_path, filters, colour_type):
+    # read_mask decodes None/Sub rows itself (DAVIS's tools write Sub) and leaves Up to PIL; the ids
+    # must be the same either way, and PIL's own reading is the reference
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 6, (9, 13)).astype(np.uint8) * 40  # wraps past 255 under Sub
+    pixels[2:5, 3:9] = 255
+    row_filters = {"none": [0] * 9, "sub": [1] * 9, "mixed": [0, 1, 1, 0, 1, 0, 0, 1, 1],
+                   "up": [0, 2, 1, 2, 2, 0, 1, 2, 0]}[filters]
+    path = tmp_path / "m.png"
+    path.write_bytes(_png(pixels, row_filters, colour_type, idat_parts=3))
+    with Image.open(path) as image:
+        reference = np.asarray(image)
+        assert image.mode == ("P" if colour_type == 3 else "L")
+    np.testing.assert_array_equal(reference, pixels)
+    back, kind = read_mask_with_kind(path, binary_to_id=False)
+    np.testing.assert_array_equal(back, pixels)
+    assert kind is (MaskKind.INDEXED if colour_type == 3 else MaskKind.GRAY)
+
+
+def test_binary_sub_filtered_mask_as_davis_writes_it(tmp_path):
+    pixels = np.zeros((6, 8), np.uint8)
+    pixels[1:4, 2:7] = 255
+    (tmp_path / "b.png").write_bytes(_png(pixels, [1] * 6, colour_type=0))
+    back, kind = read_mask_with_kind(tmp_path / "b.png")
+    assert kind is MaskKind.BINARY
+    np.testing.assert_array_equal(back, pixels // 255)
+
+
+def test_damaged_pixel_data_is_named(tmp_path):
+    data = bytearray(_png(np.ones((20, 30), np.uint8), [0] * 20, colour_type=3))
+    data[-30] ^= 0xFF  # inside the compressed pixels: zlib's checksum fails, PIL then names the file
+    (tmp_path / "d.png").write_bytes(bytes(data))
+    with pytest.raises(VcsegError, match=r"d\.png: cannot read mask"):
+        read_mask(tmp_path / "d.png")

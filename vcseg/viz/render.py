@@ -33,14 +33,13 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 from PIL import Image
 
 from vcseg.errors import VcsegError
 from vcseg.io.atomic import atomic_path
-from vcseg.io.frames import image_size, read_frame
+from vcseg.io.frames import image_size, jpeg_size, read_frame
 from vcseg.io.layouts import find_dataset, find_mask_videos
 from vcseg.io.masks import read_mask
 from vcseg.io.outputs import check_writable_dir
@@ -48,7 +47,7 @@ from vcseg.metrics.matching import hungarian_match
 from vcseg.metrics.protocols import VOID_ID, FrameCounts, cut_void, video_pair_j
 from vcseg.viz.draw import (ERROR_NAMES, LEGEND_HEIGHT, bounding_box, draw_ids, error_classes, even, legend_strip,
                             paste, text_patch)
-from vcseg.viz.mp4 import VIZ_TAG, Mp4Writer, rgb_frame, to_yuv, written_by_viz
+from vcseg.viz.mp4 import VIZ_TAG, Mp4Writer, to_yuv, written_by_viz
 
 MAX_SIDE = 640  # default: frames are shrunk until their longer side is at most this
 SHRINKS = (1, 2, 4, 8)  # the scales libjpeg decodes at directly
@@ -457,7 +456,7 @@ def _draw_frame(inputs: VideoInputs, masks: list[_FrameMasks], layout: _Layout, 
     and which error classes it shows (`(4,)` 0/1). Runs in a worker thread."""
     frame = _read_frame_shrunk(inputs.frames[index], shrink, layout.frame_size, (layout.panel_h, layout.panel_w))
     frame_masks = masks[index]
-    video_frame, canvas = _thread_canvas(layout)
+    canvas = _thread_canvas(layout)
     pred_panel, gt_panel = layout.panels(canvas)
     seen = np.zeros(4, dtype=np.int64)
     errors = box = None
@@ -480,22 +479,23 @@ def _draw_frame(inputs: VideoInputs, masks: list[_FrameMasks], layout: _Layout, 
             draw_ids(gt_panel, frame, frame_masks.gt, skip_labels=(VOID_ID,))
     tile = (_sheet_tile(canvas[:layout.panel_h, :layout.width], inputs.stems[index], sheet_shrink(layout.panel_w))
             if index in sheet_at else None)
-    return to_yuv(video_frame), tile, seen
+    return to_yuv(canvas), tile, seen
 
 
 _per_thread = threading.local()
 
 
-def _thread_canvas(layout: _Layout) -> tuple[av.VideoFrame, np.ndarray]:
-    """This thread's RGB frame for `layout` and its pixels, legend drawn: reused frame after frame
-    (the panels are redrawn whole each time)."""
+def _thread_canvas(layout: _Layout) -> np.ndarray:
+    """This thread's RGB picture for `layout`, legend drawn: reused frame after frame (the panels are
+    redrawn whole each time)."""
     held = getattr(_per_thread, "canvas", None)
     if held is None or held[0] != layout:
-        frame, pixels = rgb_frame(*layout.size)
+        width, height = layout.size
+        pixels = np.zeros((height, width, 3), dtype=np.uint8)
         if layout.with_gt:
             pixels[layout.panel_h:layout.panel_h + LEGEND_HEIGHT, :layout.width] = _legend(layout.width, layout.panel_w)
-        held = _per_thread.canvas = (layout, frame, pixels)
-    return held[1], held[2]
+        held = _per_thread.canvas = (layout, pixels)
+    return held[1]
 
 
 def _read_frame_shrunk(path: Path, shrink: int, full: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
@@ -510,8 +510,12 @@ def _read_frame_shrunk(path: Path, shrink: int, full: tuple[int, int], size: tup
         frame = read_frame(path)
         _check_frame_size(path, frame.shape[:2], full)
         return frame
-    _check_frame_size(path, image_size(path), full)  # from the header
-    data = np.fromfile(path, dtype=np.uint8)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        read_frame(path)  # raises VcsegError naming the file
+        raise
+    _check_frame_size(path, jpeg_size(data) or image_size(path), full)  # from the header
     if bytes(data[:2]) == _JPEG_START and bytes(data[-2:]) == _JPEG_END:
         frame = cv2.imdecode(data, _REDUCED[shrink])
         if frame is not None and frame.shape == (*size, 3):
