@@ -217,6 +217,17 @@ def _startup(code: Path, label: str) -> None:
           f"({', '.join(f'{t:.2f}' for t in times)})")
 
 
+def _torch_import() -> None:
+    """The floor under any start-up: a fresh interpreter that imports torch and nothing else."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch"], check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    print(f"  for reference, a fresh process that only imports torch: median {sorted(times)[1]:.2f} s "
+          f"({', '.join(f'{t:.2f}' for t in times)})")
+
+
 def bench_engines() -> None:
     if not DEFAULT_WEIGHTS.is_file():
         print(f"  {DEFAULT_WEIGHTS} not found: run `make weights` first")
@@ -229,6 +240,7 @@ def bench_engines() -> None:
         for code, label in ((baseline, BASELINE_COMMIT), (REPO, "this checkout")):
             if code is not None:
                 _startup(code, label)
+        _torch_import()
         if not DAVIS.is_dir():
             print(f"  {DAVIS} not found: the real-footage rows need the shared DAVIS people sequences")
             return

@@ -39,3 +39,31 @@ def test_prediction_does_not_import_training(tmp_path, checkpoint):
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["exit_code"] == 0 and "predicted 1 video(s), 2 frames" in seen["output"], seen["output"]
     assert seen["import"] == [] and seen["predict"] == []
+
+
+# The default weights' EfficientNet-Lite encoders and DeepLabV3+ decoder are vcseg's own modules
+# (vcseg.model.lite, vcseg.model.deeplab): predicting with them, from first masks or with none,
+# imports neither segmentation-models-pytorch nor timm nor torchvision (2 s of start-up).
+THIRD_PARTY_PROBE = """
+import json, sys
+from click.testing import CliRunner
+from vcseg.cli import main
+result = CliRunner().invoke(main, ["predict", *sys.argv[1:]])
+heavy = sorted(name for name in sys.modules if name.split(".")[0] in ("segmentation_models_pytorch", "timm", "torchvision"))
+print(json.dumps({"heavy": heavy[:5], "exit_code": result.exit_code, "output": result.output}))
+"""
+
+
+def test_prediction_with_the_default_weights_imports_no_smp_timm_or_torchvision(tmp_path):
+    weights = ROOT / "weights" / "default.pt"
+    make_video(tmp_path / "data", "a", person_masks(2, height=64, width=96), layout="frames-only")
+    make_video(tmp_path / "first", "a", person_masks(1, height=64, width=96))
+    for mode, extra in (("first masks", ["--first-masks", str(tmp_path / "first")]), ("no mask", [])):
+        args = ["--video-dir", str(tmp_path / "data"), "--out", str(tmp_path / mode), "--checkpoint", str(weights),
+                "--size", "64", "--device", "cpu", *extra]
+        done = subprocess.run([sys.executable, "-c", THIRD_PARTY_PROBE, *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        seen = json.loads(done.stdout.strip().splitlines()[-1])
+        assert seen["exit_code"] == 0 and "predicted 1 video(s), 2 frames" in seen["output"], (mode, seen["output"])
+        assert seen["heavy"] == [], mode

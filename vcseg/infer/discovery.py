@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from PIL import Image
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from vcseg.infer.propagate import ObjectUpdate
@@ -338,6 +337,8 @@ def associate(overlaps: np.ndarray, min_iou: float) -> dict[int, int]:
     if not overlaps.size:
         return {}
     eligible = np.where(overlaps >= min_iou, overlaps, 0.0)  # a weak pair must not block a strong one
+    from scipy.optimize import linear_sum_assignment  # here: importing scipy.optimize takes 0.4 s
+
     rows, cols = linear_sum_assignment(eligible, maximize=True)
     return {int(r): int(c) for r, c in zip(rows, cols) if overlaps[r, c] >= min_iou}
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
 from vcseg.errors import VcsegError
 from vcseg.model import pretrained
+from vcseg.model.lite import SMP_NAMES as LITE_ENCODERS, LiteEncoder
 
 DEPTH = 4  # strides 1, 2, 4, 8, 16: the deepest map the memory network uses is stride 16
 SKIP_STRIDES = (4, 8, 16)
@@ -40,8 +40,11 @@ def build_encoder(name: str, in_channels: int = 3, weights: str | Path | None = 
     # the RGB filters over every channel).
     downloaded_as_is = imagenet and in_channels == 3 and not pretrained.is_packaged(name)
     encoder = _registered(name, in_channels, download=downloaded_as_is, setting=setting)
-    drop_uncalled_children(encoder, in_channels)
-    unused = freeze_unused(encoder, in_channels)
+    if isinstance(encoder, LiteEncoder):  # known without running it: the stages past stride 16
+        unused = encoder.freeze_unused()
+    else:
+        drop_uncalled_children(encoder, in_channels)
+        unused = freeze_unused(encoder, in_channels)
     if imagenet and not downloaded_as_is:
         state, source = _imagenet_rgb_state(name, setting)
         load_encoder_state(encoder, widen_input_channels(state, encoder.state_dict(), in_channels), unused, source)
@@ -79,7 +82,14 @@ def widen_input_channels(state: dict[str, torch.Tensor], own: dict[str, torch.Te
 
 def _registered(name: str, in_channels: int, download: bool = False,
                 setting: str = "model.encoder_weights") -> nn.Module:
-    """smp's encoder `name` at depth 4, random or (download) with smp / timm's ImageNet weights."""
+    """smp's encoder `name` at depth 4, random or (download) with smp / timm's ImageNet weights.
+
+    EfficientNet-Lite is built by `vcseg.model.lite`, the same network and tensor names without
+    importing smp / timm (seconds of a prediction's start-up)."""
+    if name in LITE_ENCODERS and not download:
+        return LiteEncoder(LITE_ENCODERS[name], in_channels, DEPTH)
+    import segmentation_models_pytorch as smp
+
     try:
         if download:
             return pretrained.downloaded_encoder(name, in_channels, DEPTH, setting)

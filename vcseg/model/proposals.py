@@ -1,4 +1,4 @@
-"""The per-frame person proposal network: Panoptic-DeepLab heads on an smp DeepLabV3+ decoder.
+"""The per-frame person proposal network: Panoptic-DeepLab heads on a DeepLabV3+ decoder.
 
 The test set gives no first-frame mask, so the people must be found in single frames before the
 memory network can follow them. `ProposalNetwork` predicts, for one frame, three maps at the
@@ -15,7 +15,7 @@ that they stay in output pixels). Frames are float RGB in [0, 1] (the network no
 itself with `config.input_mean` / `input_std`, resolved from the encoder's weights), of any height
 and width that are multiples of 16: padding is the caller's job (`vcseg.infer.proposals.predict_proposals` does it).
 
-Simplification of Panoptic-DeepLab: one shared decoder (smp's DeepLabV3+ decoder on a stride-16
+Simplification of Panoptic-DeepLab: one shared decoder (DeepLabV3+, `vcseg.model.deeplab`, on a stride-16
 encoder, as the memory network's encoders are built) instead of separate semantic and instance
 decoders; each map has its own small head.
 """
@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from segmentation_models_pytorch.decoders.deeplabv3.decoder import DeepLabV3PlusDecoder
 from torch import nn
 
 from vcseg.config import ProposalConfig
-from vcseg.model.encoders import DEPTH, build_encoder
+from vcseg.model.deeplab import DeepLabV3PlusDecoder
+from vcseg.model.encoders import build_encoder
 from vcseg.model.pretrained import with_input_normalisation
 
 INPUT_MULTIPLE = 16  # the encoders stop at stride 16
@@ -58,10 +58,8 @@ class ProposalNetwork(nn.Module):
         config = with_input_normalisation(config, "proposals.encoder_weights")  # input_mean / input_std filled in
         self.config = config
         self.encoder = build_encoder(config.encoder, 3, config.encoder_weights, "proposals.encoder_weights")
-        self.decoder = DeepLabV3PlusDecoder(
-            encoder_channels=self.encoder.out_channels, encoder_depth=DEPTH,
-            out_channels=config.decoder_channels, atrous_rates=config.aspp_rates, output_stride=16,
-            aspp_separable=False, aspp_dropout=0.1)
+        self.decoder = DeepLabV3PlusDecoder(self.encoder.out_channels, out_channels=config.decoder_channels,
+                                            atrous_rates=config.aspp_rates, dropout=0.1)
         # The ASPP's image-pooling branch batch-normalises a 1x1 map: at batch size 1 (one frame
         # per GPU) training would fail, so it normalises over channels instead.
         pooling = self.decoder.aspp[0].convs[-1]
