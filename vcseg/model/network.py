@@ -115,7 +115,12 @@ class MemoryNetwork(nn.Module):
         inputs = torch.cat([image, masks.unsqueeze(2), other_masks.unsqueeze(2)], dim=2).flatten(0, 1)
         if self.config.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        value_f16 = self.value_encoder(inputs)[SKIP_INDICES[2]]  # B*K, Cv16, h, w
+        if inputs.device.type == "cpu" and not torch.is_grad_enabled():
+            # one object at a time: on a CPU the encoder's maps of one frame stay in cache, and 4
+            # objects at 480x864 take 0.16 s so against 0.19-0.27 s as one batch of 4 (2 cores, bf16)
+            value_f16 = torch.cat([self.value_encoder(one)[SKIP_INDICES[2]] for one in inputs.split(1)])
+        else:
+            value_f16 = self.value_encoder(inputs)[SKIP_INDICES[2]]  # B*K, Cv16, h, w
         frame_f16 = features.f16.unsqueeze(1).expand(-1, objects, -1, -1, -1).flatten(0, 1)  # B*K, C16, h, w
         value = self.value_fuser(torch.cat([value_f16, frame_f16.to(value_f16.dtype)], dim=1))
         return value.view(batch, objects, *value.shape[1:])
