@@ -179,7 +179,6 @@ def test_simulated_proposals_from_exact_truth_give_the_truth_back(tmp_path):
     from tests.conftest import make_video
     from vcseg.infer.discovery import Discovery
     from vcseg.infer.simulated import ProposalErrors, SimulatedProposer
-    from vcseg.io.layouts import find_dataset
 
     masks = []
     for t in range(10):
