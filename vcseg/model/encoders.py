@@ -1,5 +1,7 @@
 """Backbones from segmentation-models-pytorch's registry, trimmed to stride 16, with random,
-ImageNet (`vcseg.model.pretrained`) or local weights.
+ImageNet (`vcseg.model.pretrained`) or local weights. smp's EfficientNet-Lite encoders
+(`tu-tf_efficientnet_lite*`, the default weights') are built by `vcseg.model.lite` instead: the
+same network and tensor names, without importing smp and timm.
 
 The memory network reads an encoder's stride-4, -8 and -16 maps (`encoder(x)[2:5]`), so encoders
 are built with depth 4: the stride-32 stage is never computed. Parameters that do not reach the

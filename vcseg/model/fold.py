@@ -2,7 +2,7 @@
 
 In eval mode a batch norm is a fixed per-channel affine map, so a convolution followed by one is
 one convolution with scaled weights and a bias. Prediction folds the memory network's (its
-encoders are timm / torchvision networks with a batch norm after nearly every convolution):
+encoders, EfficientNet-Lite or ResNets, have a batch norm after nearly every convolution):
 measured on 2 CPU cores, batch norms took 13% of a no-mask prediction's time. Not the proposal
 network's: exact in fp32, but under bf16 autocast its folded scores cost the no-mask demo set
 0.643 -> 0.603 J&F (its thresholds on scores are sensitive to the rounding), for little time.
