@@ -12,6 +12,21 @@ import torch
 from vcseg.config import ModelConfig
 
 
+def random_state(state: dict[str, torch.Tensor], seed: int = 0) -> dict[str, torch.Tensor]:
+    """`state` with random weights and batch-norm statistics (a fresh network's would make every
+    batch norm an identity and hide a wrong one); integer counters kept."""
+    generator = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, value in state.items():
+        if not value.is_floating_point():
+            out[key] = value
+        elif key.endswith("running_var"):
+            out[key] = torch.rand(value.shape, generator=generator) + 0.5
+        else:
+            out[key] = torch.randn(value.shape, generator=generator) * 0.2
+    return out
+
+
 def tiny_config(**changes) -> ModelConfig:
     """resnet18 query encoder, small key/value/decoder widths: a model that runs in milliseconds."""
     settings = dict(encoder="resnet18", value_encoder="resnet18", key_dim=16, value_dim=32,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.model.conftest import random_state
 from vcseg.model.deeplab import DeepLabV3PlusDecoder
 
 decoder_module = pytest.importorskip("segmentation_models_pytorch.decoders.deeplabv3.decoder")
@@ -19,10 +20,7 @@ def test_same_tensors_and_output_as_smp():
     ours = DeepLabV3PlusDecoder(channels, out_channels=32, atrous_rates=(6, 12, 18), dropout=0.1)
     state = reference.state_dict()
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in state.items()}
-    generator = torch.Generator().manual_seed(0)
-    state = {k: (torch.rand(v.shape, generator=generator) + 0.5 if k.endswith("running_var")
-                 else torch.randn(v.shape, generator=generator) * 0.2 if v.is_floating_point() else v)
-             for k, v in state.items()}
+    state = random_state(state)
     reference.load_state_dict(state)
     ours.load_state_dict(state, strict=True)
     features = [torch.randn(2, c, 128 // s, 160 // s) for c, s in zip(channels, (1, 2, 4, 8, 16))]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.model.conftest import random_state
 from vcseg.model.encoders import DEPTH, build_encoder, drop_uncalled_children, freeze_unused
 from vcseg.model.lite import LiteEncoder, make_divisible, stage_plan
 
@@ -17,27 +18,13 @@ def _smp_encoder(variant: int, in_channels: int, depth: int) -> torch.nn.Module:
                                     weights=None)
 
 
-def _randomised(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
-    """Random weights and batch-norm statistics (fresh ones would make every norm an identity)."""
-    generator = torch.Generator().manual_seed(seed)
-    out = {}
-    for key, value in state.items():
-        if not value.is_floating_point():
-            out[key] = value
-        elif key.endswith("running_var"):
-            out[key] = torch.rand(value.shape, generator=generator) + 0.5
-        else:
-            out[key] = torch.randn(value.shape, generator=generator) * 0.2
-    return out
-
-
 @pytest.mark.parametrize("variant, in_channels, depth", [(0, 3, 4), (0, 5, 4), (1, 3, 4), (2, 3, 5), (4, 3, 3)])
 def test_same_tensors_and_maps_as_smp(variant, in_channels, depth):
     reference = _smp_encoder(variant, in_channels, depth)
     ours = LiteEncoder(variant, in_channels, depth)
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in reference.state_dict().items()}
     assert ours.out_channels == list(reference.out_channels)
-    state = _randomised(reference.state_dict(), seed=variant)
+    state = random_state(reference.state_dict(), seed=variant)
     reference.load_state_dict(state)
     ours.load_state_dict(state, strict=True)
     x = torch.randn(2, in_channels, 67, 93)  # odd sizes: TF "same" padding puts the odd pixel last

@@ -91,28 +91,41 @@ class BatchNormAct2d(nn.BatchNorm2d):
         return self.act(self.drop(super().forward(x)))
 
 
-class DepthwiseSeparable(nn.Module):
-    """Depthwise convolution, then pointwise; a residual where the shape allows."""
+class _Block(nn.Module):
+    """A block whose output gets its input added where the shapes allow (stride 1, same channels)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.residual = stride == 1 and in_channels == out_channels
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        return out + x if self.residual else out
+
+
+class DepthwiseSeparable(_Block):
+    """Depthwise convolution, then pointwise."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, stride)
         self.conv_dw = conv(in_channels, in_channels, kernel, stride, groups=in_channels)
         self.bn1 = BatchNormAct2d(in_channels)
         self.conv_pw = conv(in_channels, out_channels, 1)
         self.bn2 = BatchNormAct2d(out_channels, act=False)
-        self.residual = stride == 1 and in_channels == out_channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.bn2(self.conv_pw(self.bn1(self.conv_dw(x))))
-        return out + x if self.residual else out
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv_pw(self.bn1(self.conv_dw(x))))
 
 
-class InvertedResidual(nn.Module):
+class InvertedResidual(_Block):
     """MobileNetV2's block, as EfficientNet-Lite has it (no squeeze-excitation): pointwise
-    expansion, depthwise convolution, pointwise projection; a residual where the shape allows."""
+    expansion, depthwise convolution, pointwise projection."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, expansion: int) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, stride)
         middle = make_divisible(in_channels * expansion)
         self.conv_pw = conv(in_channels, middle, 1)
         self.bn1 = BatchNormAct2d(middle)
@@ -120,11 +133,9 @@ class InvertedResidual(nn.Module):
         self.bn2 = BatchNormAct2d(middle)
         self.conv_pwl = conv(middle, out_channels, 1)
         self.bn3 = BatchNormAct2d(out_channels, act=False)
-        self.residual = stride == 1 and in_channels == out_channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.bn3(self.conv_pwl(self.bn2(self.conv_dw(self.bn1(self.conv_pw(x))))))
-        return out + x if self.residual else out
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn3(self.conv_pwl(self.bn2(self.conv_dw(self.bn1(self.conv_pw(x))))))
 
 
 class LiteFeatures(nn.Module):
@@ -181,12 +192,11 @@ class LiteEncoder(nn.Module):
     def freeze_unused(self) -> set[str]:
         """Freeze the parameters of the stages `forward` never runs (kept for the state dict);
         returns their names, as `vcseg.model.encoders.freeze_unused` would find them."""
-        last = self.model.out_stages[-1]
         unused = set()
-        for name, parameter in self.named_parameters():
-            parts = name.split(".")
-            if parts[:2] == ["model", "blocks"] and int(parts[2]) > last:
-                unused.add(name)
-                if not parameter.is_inference():
-                    parameter.requires_grad_(False)
+        for index, stage in enumerate(self.model.blocks):
+            if index > self.model.out_stages[-1]:
+                for name, parameter in stage.named_parameters(prefix=f"model.blocks.{index}"):
+                    unused.add(name)
+                    if not parameter.is_inference():
+                        parameter.requires_grad_(False)
         return unused
