@@ -61,3 +61,29 @@ def test_channel_rounding_and_depth_scaling():
     assert make_divisible(20) == 24 and make_divisible(17.6) == 16
     # Lite2 (depth x1.2): repeats rounded up, the first and last stage unscaled
     assert [stage[1] for stage in stage_plan(2)] == [1, 3, 3, 4, 4, 5, 1]
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("height, width", [(12, 16), (13, 17), (12, 17), (13, 16)])
+def test_depthwise_same_convolution_equals_padding_first(kernel, height, width):
+    """A stride-2 depthwise SameConv2d pads inside the convolution (a zero first kernel row /
+    column where the padding is odd): the same maps to the bit, and the same weight gradient, as
+    padding the input the TF "same" way first."""
+    import torch.nn.functional as F
+
+    from vcseg.model.lite import SameConv2d, _same_padding
+
+    generator = torch.Generator().manual_seed(kernel * 100 + height + width)
+    conv = SameConv2d(6, 6, kernel, stride=2, groups=6, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator))
+    x = torch.randn(2, 6, height, width, generator=generator)
+    pad_h, pad_w = _same_padding(height, kernel, 2, 1), _same_padding(width, kernel, 2, 1)
+    padded = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+    expected = F.conv2d(padded, conv.weight, stride=2, groups=6)
+    found = conv(x)
+    assert found.shape == (2, 6, -(-height // 2), -(-width // 2))
+    assert torch.equal(found, expected)
+    (expected_grad,) = torch.autograd.grad(expected.square().sum(), conv.weight)
+    (found_grad,) = torch.autograd.grad(found.square().sum(), conv.weight)
+    torch.testing.assert_close(found_grad, expected_grad)

@@ -155,3 +155,54 @@ def test_a_range_past_the_memory_is_refused(tensors):
     mem_key, mem_value, query_key = tensors
     with pytest.raises(ValueError, match="memory positions 5..34 of 30"):
         read_memory_ranges(mem_key, [(5, mem_value)], query_key)
+
+
+def _direct_read(mem_key: torch.Tensor, mem_value: torch.Tensor, query_key: torch.Tensor) -> torch.Tensor:
+    """The l2 read written out: softmax of -|k - q|^2 / sqrt(Ck) over memory positions, in float64."""
+    weights = direct_weights(mem_key.double(), query_key.double(), "l2")  # B, N, M
+    return torch.einsum("bcn,bnm->bcm", mem_value.double(), weights)
+
+
+def test_reads_without_gradients_share_one_exponential_and_equal_the_direct_reads(tensors):
+    """On a CPU without gradients every group's softmax comes from one exponential, each
+    normalised by its own sum: each read is still the softmax read of its own positions."""
+    from vcseg.model.memory import read_memory_ranges
+
+    mem_key, mem_value, query_key = tensors
+    ranges = [(0, mem_value), (10, mem_value[:, :3, 10:]), (12, mem_value[:, :, 12:25])]
+    with torch.no_grad():
+        reads = read_memory_ranges(mem_key, ranges, query_key, chunk=7)
+    for (start, value), read in zip(ranges, reads):
+        expected = _direct_read(mem_key[:, :, start:start + value.shape[2]], value, query_key)
+        torch.testing.assert_close(read.double(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_group_far_below_the_best_match_is_read_alone_not_as_uniform_weights(tensors):
+    """Keys that make one group's logits ~100 below the row's best would underflow in the shared
+    exponential (every weight clamped alike): that block is read group by group instead."""
+    from vcseg.model.memory import read_memory_ranges
+
+    mem_key, mem_value, query_key = tensors
+    mem_key = mem_key.clone()
+    query_key = query_key * 0 + 3.0
+    mem_key[:, :, :10] = 3.0  # positions 0..9 match every query exactly (distance 0)
+    mem_key[:, :, 10:] = -3.0 + 0.3 * mem_key[:, :, 10:]  # the rest ~ distance 36 per channel, x8 / sqrt(8)
+    group = (10, mem_value[:, :, 10:])
+    with torch.no_grad():
+        (read,) = read_memory_ranges(mem_key, [group], query_key)
+        both = read_memory_ranges(mem_key, [(0, mem_value), group], query_key)
+    expected = _direct_read(mem_key[:, :, 10:], group[1], query_key)
+    torch.testing.assert_close(read.double(), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(both[1].double(), expected, rtol=1e-5, atol=1e-6)
+    uniform = group[1].double().mean(dim=2, keepdim=True).expand_as(expected)
+    assert not torch.allclose(expected, uniform, atol=1e-3)  # the case tests something
+
+
+def test_bf16_values_read_without_gradients_stay_close_to_the_float32_read(tensors):
+    from vcseg.model.memory import read_memory_ranges
+
+    mem_key, mem_value, query_key = tensors
+    with torch.no_grad():
+        (low,) = read_memory_ranges(mem_key, [(0, mem_value.bfloat16())], query_key)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.double(), _direct_read(mem_key, mem_value, query_key), rtol=2e-2, atol=2e-2)
