@@ -167,3 +167,22 @@ def test_training_gradients_reach_every_trainable_parameter():
 def test_default_config_builds_the_stm_sized_model():
     config = ModelConfig()
     assert (config.encoder, config.key_dim, config.value_dim) == ("resnet50", 64, 512)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_values_one_object_at_a_time_equal_the_batched_values(model, channels_last):
+    """Without gradients on a CPU the value encoder runs once per object of each frame; with
+    gradients all at once. Both give every (frame, object) its own value, in the same order."""
+    net = MemoryNetwork(tiny_config(channels_last=channels_last)).eval()
+    net.load_state_dict(model.state_dict())
+    frames = torch.rand(2, 3, H, W, generator=torch.Generator().manual_seed(3))
+    masks = squares(2, 3)
+    masks[1] = masks[1].roll(shifts=(5, 7), dims=(1, 2))  # the second frame's objects elsewhere
+    with torch.no_grad():
+        _, features = net.encode_key(frames)
+        one_at_a_time = net.encode_value(frames, features, masks)
+        swapped = net.encode_value(frames, features, masks[:, [2, 0, 1]])
+    batched = net.encode_value(frames, features, masks).detach()  # gradients on: one batch
+    torch.testing.assert_close(one_at_a_time, batched, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(swapped, one_at_a_time[:, [2, 0, 1]])
+    assert not torch.allclose(one_at_a_time[0], one_at_a_time[1])
