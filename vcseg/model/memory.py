@@ -130,11 +130,16 @@ def read_memory_ranges(mem_key: torch.Tensor, mem_values: list[tuple[int, torch.
                     blocks.append(read)
                 continue
             for (start, rows), blocks in zip(value_rows, reads):
-                part = logits if rows.shape[1] == memory_positions else logits[:, :, start:start + rows.shape[1]]
-                weights = softmax_topk(part, top_k, dim=-1).to(rows.dtype)
-                blocks.append(torch.bmm(weights, rows))  # B, m, Cv_i
+                blocks.append(_softmax_read(logits, start, rows, top_k))  # B, m, Cv_i
     return [(torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]).transpose(1, 2)  # B, Cv_i, M
             for blocks in reads]
+
+
+def _softmax_read(logits: torch.Tensor, start: int, rows: torch.Tensor, top_k: int = 0) -> torch.Tensor:
+    """One group's read of a block of query rows: the (top-k) softmax of its own positions'
+    logits, start .. start + N_i - 1, times its values. logits: B, m, N; rows: B, N_i, Cv_i -> B, m, Cv_i."""
+    part = logits if rows.shape[1] == logits.shape[-1] else logits[:, :, start:start + rows.shape[1]]
+    return torch.bmm(softmax_topk(part, top_k, dim=-1).to(rows.dtype), rows)
 
 
 def _shared_exp_reads(logits: torch.Tensor, counted_rows: list[tuple[int, torch.Tensor]]) -> list[torch.Tensor]:
@@ -162,8 +167,7 @@ def _shared_exp_reads(logits: torch.Tensor, counted_rows: list[tuple[int, torch.
         read = (counted[:, :, :-1].float() / sums).to(rows.dtype)
         underflow = sums < GROUP_SUM_FLOOR  # B, m, 1
         if bool(underflow.any()):
-            own = torch.softmax(logits[:, :, start:start + rows.shape[1]], dim=-1).to(rows.dtype)
-            read = torch.where(underflow, torch.bmm(own, rows[:, :, :-1]), read)
+            read = torch.where(underflow, _softmax_read(logits, start, rows[:, :, :-1]), read)
         reads.append(read)
     return reads
 
