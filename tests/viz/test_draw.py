@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vcseg.viz.draw import (ERROR_COLOURS, FALSE, MISSED, NO_ERROR, PALETTE, SWITCH, bounding_box, centroids,
-                            draw_ids, error_classes, even, outline_mask)
+from vcseg.viz.draw import (ERROR_COLOURS, FALSE, MISSED, NO_ERROR, PALETTE, SWITCH, _lookup_rgb, _rgbx, bounding_box,
+                            centroids, draw_ids, error_classes, even, outline_mask)
 
 
 def square(size: int = 40, object_id: int = 3, top: int = 10, left: int = 10, side: int = 20) -> np.ndarray:
@@ -88,6 +88,13 @@ def test_even_and_bounding_box():
     assert [even(v) for v in (1, 2, 25, 254)] == [2, 2, 26, 254]
     assert bounding_box(np.zeros((3, 3), bool)) is None
     assert bounding_box(square() > 0, margin=1) == (slice(9, 31), slice(9, 31))
+
+
+def test_lookup_rgb_takes_the_table_row_of_every_code():
+    table = _rgbx(np.array([[1, 2, 3], [4, 5, 6], [7, 8, 255]], np.uint8))
+    code = np.array([[2, 0, 1], [1, 1, 2]], np.uint16)
+    assert _lookup_rgb(table, code).tolist() == [[[7, 8, 255], [1, 2, 3], [4, 5, 6]],
+                                                 [[4, 5, 6], [4, 5, 6], [7, 8, 255]]]
 
 
 def random_scene(seed: int, height: int = 37, width: int = 53):

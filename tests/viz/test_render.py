@@ -13,7 +13,7 @@ from vcseg.errors import VcsegError
 from vcseg.metrics.protocols import FrameCounts
 from vcseg.viz import match_ids, plan_videos, render_video, visualize
 from vcseg.viz.draw import ERROR_COLOURS, LEGEND_HEIGHT, MISSED, PALETTE, SWITCH, bounding_box
-from vcseg.viz.render import _frame_counts, _read_frame_shrunk, png_bytes, sheet_layout, worker_count
+from vcseg.viz.render import _frame_counts, _read_frame_shrunk, png_bytes, reduce_rgb, sheet_layout, worker_count
 
 TOLERANCE = 14  # H.264 at crf 23 on flat colours, 4:2:0 chroma
 
@@ -126,6 +126,21 @@ def test_the_sheet_png_decodes_to_its_pixels_and_tag(tmp_path, size):
     with Image.open(tmp_path / "sheet.png") as image:
         assert image.mode == "RGB" and image.info["Software"] == "vcseg viz"
         assert np.array_equal(np.asarray(image), rgb)
+
+
+def test_reduce_rgb_is_the_block_mean_rounded_half_up_as_pil_reduces():
+    rgb = np.zeros((2, 4, 3), np.uint8)
+    rgb[:, :2] = [[[0, 1, 255], [1, 2, 255]], [[2, 3, 255], [3, 3, 254]]]  # means 1.5, 2.25, 254.75
+    rgb[:, 2:] = [10, 20, 30]
+    rgb[1, 3] = [12, 22, 31]  # means 10.5, 20.5, 30.25
+    assert reduce_rgb(rgb, 2).tolist() == [[[2, 2, 255], [11, 21, 30]]]
+    assert reduce_rgb(rgb[:, :3], 2).tolist() == [[[2, 2, 255], [10, 20, 30]]]  # odd width: a 2x1 block at the edge
+    assert reduce_rgb(rgb, 1).tolist() == rgb.tolist() and not np.shares_memory(reduce_rgb(rgb, 1), rgb)
+    rng = np.random.default_rng(0)
+    for height, width, factor in [(240, 854, 2), (7, 10, 2), (10, 7, 2), (9, 12, 3), (16, 16, 4)]:
+        canvas = rng.integers(0, 256, (height + 1, width + 2, 3), dtype=np.uint8)
+        panels = canvas[:height, :width]  # a view, as the sheet takes it from the canvas
+        assert np.array_equal(reduce_rgb(panels, factor), np.asarray(Image.fromarray(panels).reduce(factor)))
 
 
 def write_mp4(path, comment: str | None, faststart: bool) -> None:

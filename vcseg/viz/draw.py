@@ -1,11 +1,11 @@
 """Drawing id maps over frames: pure array functions, no file I/O.
 
-Everything is vectorised numpy on `(H, W)` uint8 id maps and `(H, W, 3)` uint8 RGB images, done
-inside the box the objects occupy: outlines from comparing the map with its shifted self, error
-classes from a few boolean comparisons, then every pixel at once from a table indexed by its
-id, error class and outline bit (fill, error or outline colour). Text (id labels, the legend)
-is rendered once per string with PIL's built-in font (no system fonts) and pasted as small
-arrays.
+Everything is vectorised numpy (and OpenCV) on `(H, W)` uint8 id maps and `(H, W, 3)` uint8 RGB
+images, done inside the box the objects occupy: outlines from comparing the map with its shifted
+self, error classes from a table of every (prediction, GT) pair, then every pixel at once from a
+table indexed by its id, error class and outline bit (fill, error or outline colour). Text (id
+labels, the legend) is rendered once per string with PIL's built-in font (no system fonts) and
+pasted as small arrays.
 
     draw_ids(panel, frame, ids)                       # fill, outlines, labels, into `panel`
     errors = error_classes(pred, gt, matched)         # MISSED / FALSE / SWITCH per pixel
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -75,11 +76,19 @@ def centroids(ids: np.ndarray, step: int = 1) -> dict[int, tuple[int, int]]:
 
 def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
     """Rows and columns holding every True pixel of `mask`, widened by `margin` (None: no pixel)."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return None
-    return (slice(max(rows[0] - margin, 0), rows[-1] + 1 + margin),
-            slice(max(cols[0] - margin, 0), cols[-1] + 1 + margin))
+    if mask.dtype in (np.uint8, np.bool_) and mask.ndim == 2 and mask.size:
+        # OpenCV scans the non-zero pixels of a byte map in one pass, twice as fast as two `any`
+        left, top, width, height = cv2.boundingRect(mask.view(np.uint8))
+        if width == 0:
+            return None
+        rows, cols = (top, top + height - 1), (left, left + width - 1)
+    else:
+        row_on, col_on = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if row_on.size == 0:
+            return None
+        rows, cols = (int(row_on[0]), int(row_on[-1])), (int(col_on[0]), int(col_on[-1]))
+    return (slice(max(rows[0] - margin, 0), rows[1] + 1 + margin),
+            slice(max(cols[0] - margin, 0), cols[1] + 1 + margin))
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,8 +143,8 @@ def draw_ids(panel: np.ndarray, frame: np.ndarray, ids: np.ndarray, *, errors: n
         code |= errors[box].astype(np.uint16) << 8
     code |= outline_mask(box_ids).astype(np.uint16) << 10
     box_panel = panel[box]  # every pixel in two passes, (frame >> shift) + add by its code, on whole
-    np.right_shift(frame[box], np.take(_SHIFT, code, axis=0), out=box_panel)  # (h, w, 3) operands,
-    np.add(box_panel, np.take(_ADD, code, axis=0), out=box_panel)  # which numpy runs as long loops
+    np.right_shift(frame[box], _lookup_rgb(_SHIFT_RGBX, code), out=box_panel)  # (h, w, 3) operands,
+    np.add(box_panel, _lookup_rgb(_ADD_RGBX, code), out=box_panel)  # which numpy runs as long loops
     if ids_box is None:
         return
     labelled = ids[ids_box]
@@ -172,7 +181,24 @@ def _composition() -> tuple[np.ndarray, np.ndarray]:
     return shift, add
 
 
+def _rgbx(table: np.ndarray) -> np.ndarray:
+    """An `(n, 3)` uint8 table as `(n,)` uint32, each row padded with a zero byte (`_lookup_rgb`)."""
+    padded = np.zeros((len(table), 4), dtype=np.uint8)
+    padded[:, :3] = table
+    return padded.view(np.uint32).ravel()
+
+
+def _lookup_rgb(table_rgbx: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """The `(h, w, 3)` rows of a table (as `_rgbx` packs it) at `(h, w)` indices `code`.
+
+    numpy takes 4-byte items from a flat table three times faster than 3-byte rows along an axis
+    (which it copies row by row); OpenCV then drops the padding byte in one SIMD pass."""
+    rgbx = np.take(table_rgbx, code).view(np.uint8).reshape(*code.shape, 4)
+    return cv2.cvtColor(rgbx, cv2.COLOR_RGBA2RGB)
+
+
 _SHIFT, _ADD = _composition()
+_SHIFT_RGBX, _ADD_RGBX = _rgbx(_SHIFT), _rgbx(_ADD)
 
 
 def error_classes(pred: np.ndarray, gt: np.ndarray, matched: np.ndarray) -> np.ndarray:
@@ -181,7 +207,27 @@ def error_classes(pred: np.ndarray, gt: np.ndarray, matched: np.ndarray) -> np.n
     matched: `(256,)` lookup, GT id -> the predicted id matched to it (0: none). A GT pixel
     under a predicted id other than its match is a SWITCH (an unmatched GT person's pixels under
     any predicted id too). Void must already be cut out of both maps (set to 0).
+
+    Looked up per pixel in a table of every (pred, gt) pair, made once per `matched`: a third of
+    the time of applying the rules to the maps (`_error_rules`).
     """
+    code = gt.astype(np.uint16) << 8
+    code |= pred
+    return np.take(_error_table(matched.tobytes(), matched.dtype.str), code)
+
+
+@functools.lru_cache(maxsize=8)
+def _error_table(matched: bytes, dtype: str) -> np.ndarray:
+    """`_error_rules` of every pair (pred, gt) at index pred | gt << 8, `(65536,)` uint8."""
+    pairs = np.arange(65536)
+    table = _error_rules((pairs & 255).astype(np.uint8), (pairs >> 8).astype(np.uint8),
+                         np.frombuffer(matched, dtype=dtype))
+    table.flags.writeable = False
+    return table
+
+
+def _error_rules(pred: np.ndarray, gt: np.ndarray, matched: np.ndarray) -> np.ndarray:
+    """`error_classes`, by its rules on the whole maps."""
     gt_on = gt > 0
     pred_on = pred > 0
     classes = np.zeros(gt.shape, dtype=np.uint8)
