@@ -41,6 +41,7 @@ from vcseg.infer.propagate import VideoStats, predict_video
 from vcseg.io.layouts import find_dataset
 from vcseg.metrics.compare import paired_difference
 from vcseg.metrics.evaluate import score_dataset
+from vcseg.model.checkpoint import unpack_payload
 from vcseg.model.network import MemoryNetwork
 
 # Today's engine, for the before/after rows: the last commit before the query-major memory read,
@@ -147,16 +148,24 @@ def _baseline_code(tmp: Path) -> Path | None:
     return root
 
 
+def _version_1_copy(weights: Path, out: Path) -> Path:
+    """`weights` as a version 1 checkpoint (plain state dicts), which BASELINE_COMMIT's code reads:
+    the same tensors, unpacked."""
+    payload = unpack_payload(torch.load(weights, map_location="cpu", weights_only=True))
+    torch.save(dict(payload, version=1), out)
+    return out
+
+
 def _in_code(code: Path) -> dict:
     """subprocess.run's cwd and env for a Python whose `vcseg` is the one under `code` (`python -c`
     and `-m` put the working folder first on the path, so it must be `code` too)."""
     return {"cwd": code, "env": {**os.environ, "PYTHONPATH": str(code), "NO_ALBUMENTATIONS_UPDATE": "1"}}
 
 
-def _run_engine(code: Path, data: Path, out: Path, first_masks: Path | None, engine: str) -> float:
-    """Frames/s of predict (default weights, --size 480, auto precision) with the `vcseg` under `code`."""
+def _run_engine(code: Path, weights: Path, data: Path, out: Path, first_masks: Path | None, engine: str) -> float:
+    """Frames/s of predict (`weights`, --size 480, auto precision) with the `vcseg` under `code`."""
     result = subprocess.run(
-        [sys.executable, "-c", _RUNNER, str(data), str(out), str(first_masks or ""), str(DEFAULT_WEIGHTS), engine],
+        [sys.executable, "-c", _RUNNER, str(data), str(out), str(first_masks or ""), str(weights), engine],
         capture_output=True, text=True, **_in_code(code))
     if result.returncode != 0:
         raise RuntimeError(f"the engine under {code} failed:\n{result.stderr[-2000:]}")
@@ -166,8 +175,8 @@ def _run_engine(code: Path, data: Path, out: Path, first_masks: Path | None, eng
     return figures["frames"] / figures["seconds"]
 
 
-def _engine_rows(title: str, data: Path, first_masks: Path | None, tmp: Path, baseline: Path | None,
-                 repeats: int = 1) -> None:
+def _engine_rows(title: str, data: Path, first_masks: Path | None, tmp: Path,
+                 baseline: tuple[Path, Path] | None, repeats: int = 1) -> None:
     """The baseline engine against this checkout's STM and STCN writes on one set, J&F tianchi protocol.
 
     repeats: runs of each engine, interleaved (baseline, STM, STCN, baseline, ...) so that all meet
@@ -175,15 +184,16 @@ def _engine_rows(title: str, data: Path, first_masks: Path | None, tmp: Path, ba
     run writes the same)."""
     print(f"  {title}" + (f" (frames/s: median of {repeats} interleaved runs)" if repeats > 1 else ""))
     tmp.mkdir(parents=True)
-    engines = ([(f"{BASELINE_COMMIT} (today's engine, STM)", baseline, "stm")] if baseline else []) + [
-        ("new engine, STM (default)", REPO, "stm"), ("new engine, STCN --memory-frames-only", REPO, "stcn")]
-    runs: dict[str, list[float]] = {name: [] for name, _, _ in engines}
+    engines = ([(f"{BASELINE_COMMIT} (today's engine, STM)", *baseline, "stm")] if baseline else []) + [
+        ("new engine, STM (default)", REPO, DEFAULT_WEIGHTS, "stm"),
+        ("new engine, STCN --memory-frames-only", REPO, DEFAULT_WEIGHTS, "stcn")]
+    runs: dict[str, list[float]] = {name: [] for name, *_ in engines}
     outs: dict[str, Path] = {}
     for _ in range(repeats):
-        for name, code, engine in engines:
+        for name, code, weights, engine in engines:
             out = tmp / f"pred-{len(list(tmp.iterdir()))}"
             outs.setdefault(name, out)
-            runs[name].append(_run_engine(code, data, out, first_masks, engine))
+            runs[name].append(_run_engine(code, weights, data, out, first_masks, engine))
     speeds = {name: statistics.median(values) for name, values in runs.items()}
     reports = {name: score_dataset(out, data, workers=1) for name, out in outs.items()}
     for name in speeds:
@@ -194,8 +204,9 @@ def _engine_rows(title: str, data: Path, first_masks: Path | None, tmp: Path, ba
               f"{paired_difference(reports[name], reports[names[0]])}", flush=True)
 
 
-def _startup(code: Path, label: str) -> None:
-    """Seconds from starting `vcseg predict` (a fresh process) to its first frame's mask on disk."""
+def _startup(code: Path, weights: Path, label: str) -> None:
+    """Seconds from starting `vcseg predict` (a fresh process) to its first frame's mask on disk
+    (polled every 5 ms), and to the process's exit."""
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "data" / "v"
         video.mkdir(parents=True)
@@ -205,27 +216,40 @@ def _startup(code: Path, label: str) -> None:
         mask = np.zeros((480, 854), np.uint8)
         mask[100:300, 300:500] = 1
         Image.fromarray(mask).save(video / "00000.png")
-        times = []
-        for _ in range(3):  # the first run warms the disk cache; the median is a warm start
-            out = Path(tmp) / f"pred{len(times)}"
+        to_mask, to_exit = [], []
+        for run in range(3):  # the first run warms the disk cache; the median is a warm start
+            out = Path(tmp) / f"pred{run}"
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "vcseg.cli", "predict", "--video-dir", str(video.parent),
-                            "--first-masks", str(video.parent), "--out", str(out),
-                            "--checkpoint", str(DEFAULT_WEIGHTS)], check=True, capture_output=True, **_in_code(code))
-            times.append(time.perf_counter() - started)
-    print(f"  {label}: a fresh `vcseg predict` process to one 854x480 frame's mask: median {sorted(times)[1]:.2f} s "
-          f"({', '.join(f'{t:.2f}' for t in times)})")
+            process = subprocess.Popen([sys.executable, "-m", "vcseg.cli", "predict", "--video-dir", str(video.parent),
+                                        "--first-masks", str(video.parent), "--out", str(out),
+                                        "--checkpoint", str(weights)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **_in_code(code))
+            while not (out / "v" / "00000.png").is_file() and process.poll() is None:
+                time.sleep(0.005)
+            to_mask.append(time.perf_counter() - started)
+            _, error = process.communicate()
+            to_exit.append(time.perf_counter() - started)
+            if process.returncode != 0:
+                raise RuntimeError(error.decode(errors="replace"))
+    print(f"  {label}: a fresh `vcseg predict` process to one 854x480 frame's mask on disk: median "
+          f"{sorted(to_mask)[1]:.2f} s ({', '.join(f'{t:.2f}' for t in to_mask)}); to its exit: median "
+          f"{sorted(to_exit)[1]:.2f} s")
+
+
+_IMPORT_TORCH = "import time; started = time.perf_counter(); import torch; print(time.perf_counter() - started)"
 
 
 def _torch_import() -> None:
     """The floor under any start-up: a fresh interpreter that imports torch and nothing else."""
-    times = []
+    whole, imports = [], []
     for _ in range(3):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import torch"], check=True, capture_output=True)
-        times.append(time.perf_counter() - started)
-    print(f"  for reference, a fresh process that only imports torch: median {sorted(times)[1]:.2f} s "
-          f"({', '.join(f'{t:.2f}' for t in times)})")
+        done = subprocess.run([sys.executable, "-c", _IMPORT_TORCH], check=True, capture_output=True, text=True)
+        whole.append(time.perf_counter() - started)
+        imports.append(float(done.stdout))
+    print(f"  for reference, a fresh process that only imports torch: the import median {sorted(imports)[1]:.2f} s "
+          f"({', '.join(f'{t:.2f}' for t in imports)}), the process to its exit {sorted(whole)[1]:.2f} s "
+          "(python's exit collects torch's objects: 0.6-0.7 s here, which vcseg's commands skip)")
 
 
 def bench_engines() -> None:
@@ -236,10 +260,12 @@ def bench_engines() -> None:
           f"default weights, --size 480, auto precision, held-out real footage")
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        baseline = _baseline_code(tmp)
-        for code, label in ((baseline, BASELINE_COMMIT), (REPO, "this checkout")):
-            if code is not None:
-                _startup(code, label)
+        baseline_code = _baseline_code(tmp)
+        # its code reads version 1 checkpoints only: the same weights, unpacked
+        baseline = (baseline_code, _version_1_copy(DEFAULT_WEIGHTS, tmp / "default-v1.pt")) if baseline_code else None
+        for code, weights, label in (*([(*baseline, BASELINE_COMMIT)] if baseline else []),
+                                     (REPO, DEFAULT_WEIGHTS, "this checkout")):
+            _startup(code, weights, label)
         _torch_import()
         if not DAVIS.is_dir():
             print(f"  {DAVIS} not found: the real-footage rows need the shared DAVIS people sequences")

@@ -5,7 +5,9 @@ Errors a user can fix arrive as `VcsegError` and leave as a one-line message wit
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +19,13 @@ from vcseg import __version__
 from vcseg.errors import VcsegError
 
 console = Console(stderr=False, highlight=False)
+
+# A process that has imported torch spends 0.6-0.7 s exiting (2 CPU cores), nearly all of it in the
+# interpreter's last garbage collections over torch's hundreds of thousands of objects, which the
+# exit would free anyway. Frozen at exit (the first thing it does), they are left out of those
+# collections: 0.2 s. Only cycles still alive at exit are affected, and Python never promised to
+# finalize those; vcseg's files are closed and renamed before a command returns.
+atexit.register(gc.freeze)
 
 
 class _Group(click.Group):

@@ -67,3 +67,21 @@ def test_prediction_with_the_default_weights_imports_no_smp_timm_or_torchvision(
         seen = json.loads(done.stdout.strip().splitlines()[-1])
         assert seen["exit_code"] == 0 and "predicted 1 video(s), 2 frames" in seen["output"], (mode, seen["output"])
         assert seen["heavy"] == [], mode
+
+
+# The exit of a process that imported torch: atexit handlers run first, then the interpreter's last
+# garbage collections, which vcseg's commands keep off everything alive by freezing it.
+EXIT_PROBE = """
+import atexit, gc, sys
+import vcseg.cli
+before = gc.get_freeze_count()
+atexit._run_exitfuncs()
+print(before, gc.get_freeze_count())
+"""
+
+
+def test_a_vcseg_command_freezes_its_objects_at_exit():
+    done = subprocess.run([sys.executable, "-c", EXIT_PROBE], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    before, after = map(int, done.stdout.split())
+    assert before == 0 and after > 1000  # every object alive, modules and all

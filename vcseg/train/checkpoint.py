@@ -23,7 +23,7 @@ import torch
 
 from vcseg.errors import VcsegError
 from vcseg.io.atomic import atomic_path
-from vcseg.model.checkpoint import FORMAT, VERSION, load_checkpoint
+from vcseg.model.checkpoint import FORMAT, VERSION, load_checkpoint, pack_tensors
 
 
 def rng_state(device: torch.device | None = None) -> dict[str, Any]:
@@ -71,14 +71,15 @@ def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> 
 def save_checkpoint(path: str | os.PathLike[str], *, config: dict[str, Any],
                     models: dict[str, dict[str, torch.Tensor]], train: dict[str, Any] | None = None,
                     quantized: dict[str, dict[str, dict[str, torch.Tensor]]] | None = None) -> Path:
-    """Write a checkpoint atomically and return its path."""
+    """Write a checkpoint atomically and return its path: every state dict packed (`pack_tensors`),
+    `quantized` as {model: {name: {"q": int8, "scale": per channel}}}."""
     payload: dict[str, Any] = {"format": FORMAT, "version": VERSION, "config": config,
-                               "models": {name: {k: v.detach().cpu() for k, v in state.items()}
-                                          for name, state in models.items()}}
+                               "models": {name: pack_tensors(state) for name, state in models.items()}}
     if train is not None:
         payload["train"] = train
     if quantized:
-        payload["quantized"] = quantized
+        payload["quantized"] = {name: {part: pack_tensors({key: entry[part] for key, entry in tensors.items()})
+                                       for part in ("q", "scale")} for name, tensors in quantized.items()}
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
