@@ -12,7 +12,7 @@ A packed state dict (`pack_tensors`) is one uint8 tensor holding every tensor's 
 index of names, dtypes, shapes and offsets: torch's weights-only unpickler is a Python loop that
 spends about 0.1 ms on each tensor it rebuilds, which made reading the default weights (1149
 tensors) a tenth of a second of every `vcseg predict`'s start-up; one tensor and one string read
-in a fifth of that. Version 1 files held plain state dicts ({name: tensor}) and still load.
+in a third of that, copies made. Version 1 files held plain state dicts ({name: tensor}) and still load.
 
 An exported checkpoint may store large weight tensors as int8 with one scale per output channel;
 `load_checkpoint` turns them back into float tensors, so everything downstream sees ordinary
@@ -154,7 +154,8 @@ def unpack_tensors(packed: dict[str, Any]) -> dict[str, torch.Tensor]:
         dtype = _PACKED_DTYPES[dtype_name]
         count = math.prod(shape) * dtype.itemsize
         if offset % PACK_ALIGNMENT or offset < 0 or offset + count > data.numel():
-            raise ValueError(f"{name}: {count} bytes at {offset} lie outside the packed data ({data.numel()} bytes)")
+            raise ValueError(f"{name}: {count} bytes at offset {offset} do not fit the packed data "
+                             f"({data.numel()} bytes, tensors at multiples of {PACK_ALIGNMENT})")
         state[name] = data[offset:offset + count].view(dtype).view(shape).clone()
     return state
 
