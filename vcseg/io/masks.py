@@ -196,14 +196,18 @@ def _read_plain_png(data: bytes) -> tuple[np.ndarray, str] | None:
         return None
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, width + 1)
     filters = rows[:, 0]
+    mode = "P" if colour == _INDEXED else "L"
+    if not filters.any():
+        return rows[:, 1:].copy(), mode
+    sub = filters == 1
+    if not (sub | (filters == 0)).all():
+        return None  # Up, Average, Paeth: rows that depend on the row above, left to PIL
+    # Sub: each byte adds the one to its left, modulo 256, which uint8 arithmetic wraps to
+    if sub.all():  # as DAVIS's masks are stored: summed straight out of the inflated rows
+        return np.cumsum(rows[:, 1:], axis=1, dtype=np.uint8), mode
     pixels = rows[:, 1:].copy()
-    if filters.any():
-        sub = filters == 1
-        if not (sub | (filters == 0)).all():
-            return None  # Up, Average, Paeth: rows that depend on the row above, left to PIL
-        # Sub: each byte adds the one to its left, modulo 256, which uint8 arithmetic wraps to
-        pixels[sub] = np.cumsum(pixels[sub], axis=1, dtype=np.uint8)
-    return pixels, ("P" if colour == _INDEXED else "L")
+    pixels[sub] = np.cumsum(pixels[sub], axis=1, dtype=np.uint8)
+    return pixels, mode
 
 
 def _is_binary_255(array: np.ndarray) -> bool:
