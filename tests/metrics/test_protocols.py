@@ -247,3 +247,20 @@ def test_tianchi_ids_on_void_still_count_toward_the_8_id_limit():
     video = score_video("v", pred, gt, protocol="tianchi")
     assert not video.valid and video.note == "9 ids > 8"
     assert all(o.j.mean == 0 and o.f.mean == 0 and o.pred_id is None for o in video.objects)
+
+
+def test_frame_pair_j_equals_each_pairs_own_j():
+    """The sparse per-frame J table against J of each pair's two binary masks (DAVIS's reference),
+    an empty prediction among the rows, ids absent from the frame among both."""
+    from vcseg.metrics.protocols import FrameCounts
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        pred = rng.choice([0, 1, 2, 7], (23, 31)).astype(np.uint8)
+        gt = rng.choice([0, 1, 3], (23, 31)).astype(np.uint8)
+        pred_ids, gt_ids = [1, 2, 7, 9, EMPTY], [1, 3, 4]
+        table = FrameCounts.of(pred, gt).pair_j(pred_ids, gt_ids)
+        for p, pred_id in enumerate(pred_ids):
+            for g, gt_id in enumerate(gt_ids):
+                mask = np.zeros_like(pred, dtype=bool) if pred_id == EMPTY else pred == pred_id
+                assert table[p, g] == pytest.approx(reference_j(mask, gt == gt_id), abs=1e-12), (pred_id, gt_id)

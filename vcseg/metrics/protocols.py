@@ -79,13 +79,19 @@ class FrameCounts:
         return {int(c) for c in np.unique(self.codes % 256)} - {0}
 
     def pair_j(self, pred_ids: Sequence[int], gt_ids: Sequence[int]) -> np.ndarray:
-        """J of every (pred id, gt id) pair, `(P, G)`; a pred id of EMPTY is an empty mask."""
-        table = np.zeros((257, 256), dtype=np.int64)  # row 256 stays empty, for EMPTY
-        table.ravel()[self.codes] = self.counts
+        """J of every (pred id, gt id) pair, `(P, G)`; a pred id of EMPTY is an empty mask.
+
+        From the sparse counts alone (a frame holds a few dozen combinations): each id's area is
+        the sum of its combinations' pixels, each pair's intersection the count of its code."""
+        pred_of, gt_of = np.divmod(self.codes, 256)
+        pred_area = np.bincount(pred_of, weights=self.counts, minlength=_EMPTY_ROW + 1)  # row 256: EMPTY's, 0
+        gt_area = np.bincount(gt_of, weights=self.counts, minlength=256)  # float64: exact below 2**53 pixels
         rows = np.array([_EMPTY_ROW if p == EMPTY else p for p in pred_ids], dtype=np.intp)
         cols = np.asarray(gt_ids, dtype=np.intp)
-        intersection = table[np.ix_(rows, cols)]
-        union = table.sum(axis=1)[rows][:, None] + table.sum(axis=0)[cols][None, :] - intersection
+        wanted = rows[:, None] * 256 + cols[None, :]  # EMPTY's codes lie past every real one
+        at = np.minimum(np.searchsorted(self.codes, wanted), len(self.codes) - 1)
+        intersection = np.where(self.codes[at] == wanted, self.counts[at], 0) if len(self.codes) else np.zeros(wanted.shape)
+        union = pred_area[rows][:, None] + gt_area[cols][None, :] - intersection
         j = np.ones(intersection.shape, dtype=np.float64)
         np.divide(intersection, union, out=j, where=union > 0)
         return j
