@@ -265,8 +265,8 @@ def bench_engines() -> None:
         baseline_code = _baseline_code(tmp)
         # its code reads version 1 checkpoints only: the same weights, unpacked
         baseline = (baseline_code, _version_1_copy(DEFAULT_WEIGHTS, tmp / "default-v1.pt")) if baseline_code else None
-        for code, weights, label in (*([(*baseline, BASELINE_COMMIT)] if baseline else []),
-                                     (REPO, DEFAULT_WEIGHTS, "this checkout")):
+        startups = [(*baseline, BASELINE_COMMIT)] if baseline else []
+        for code, weights, label in startups + [(REPO, DEFAULT_WEIGHTS, "this checkout")]:
             _startup(code, weights, label)
         _torch_import()
         if not DAVIS.is_dir():

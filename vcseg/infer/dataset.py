@@ -301,8 +301,11 @@ def _proposal_network(proposals: Any, checkpoints: Sequence[ModelSource]) -> tup
     if proposals is not None:
         return load_proposal_network(proposals)[0], _model_digest(proposals)
     for source in checkpoints:
-        if isinstance(source, (str, os.PathLike)) and "proposals" in load_checkpoint(source)["models"]:
-            return load_proposal_network(source)[0], _model_digest(source)
+        if not isinstance(source, (str, os.PathLike)):
+            continue
+        state = load_checkpoint(source)  # read once: whether it holds a proposal network, and the network
+        if "proposals" in state["models"]:
+            return load_proposal_network(source, state)[0], _model_digest(source)
     raise VcsegError("no mask given and no proposal network to find the people: pass --first-masks MASKS_ROOT, "
                      "or a checkpoint holding a proposal network (make weights; vcseg export --proposals)")
 

@@ -57,7 +57,11 @@ FORMAT = "vcseg-checkpoint"
 VERSION = 2  # 2: state dicts packed (`pack_tensors`); 1: plain state dicts
 PACK_ALIGNMENT = 64  # bytes: every tensor starts at a multiple, so a view of any dtype is aligned
 # The dtypes a packed index may name (the index is data from a file: never a getattr on torch)
-_PACKED_DTYPES = {str(dtype).removeprefix("torch."): dtype for dtype in (
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")  # "float16": how a packed index names it
+
+
+_PACKED_DTYPES = {_dtype_name(dtype): dtype for dtype in (
     torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
     torch.int8, torch.uint8, torch.bool)}
 
@@ -128,14 +132,15 @@ def pack_tensors(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     tensor}: every tensor's bytes in one buffer, each starting at a multiple of PACK_ALIGNMENT."""
     index, chunks, offset = [], [], 0
     for name, tensor in state.items():
-        if str(tensor.dtype).removeprefix("torch.") not in _PACKED_DTYPES:
+        dtype_name = _dtype_name(tensor.dtype)
+        if dtype_name not in _PACKED_DTYPES:
             raise ValueError(f"{name}: dtype {tensor.dtype} cannot be packed")
         padding = -offset % PACK_ALIGNMENT
         if padding:
             chunks.append(torch.zeros(padding, dtype=torch.uint8))
             offset += padding
         data = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
-        index.append([name, str(tensor.dtype).removeprefix("torch."), list(tensor.shape), offset])
+        index.append([name, dtype_name, list(tensor.shape), offset])
         chunks.append(data)
         offset += data.numel()
     data = torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.uint8)
@@ -183,11 +188,13 @@ def load_memory_network(path: str | os.PathLike[str]) -> tuple[MemoryNetwork, Co
     return model.eval(), config
 
 
-def load_proposal_network(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Config]:
-    """A trained person proposal network for inference (a checkpoint that holds one), in eval mode."""
+def load_proposal_network(path: str | os.PathLike[str], state: dict[str, Any] | None = None
+                          ) -> tuple[torch.nn.Module, Config]:
+    """A trained person proposal network for inference (a checkpoint that holds one), in eval mode.
+    state: `load_checkpoint(path)` where the caller has read it already."""
     from vcseg.model.proposals import build_proposal_model
 
-    state = load_checkpoint(path)
+    state = state if state is not None else load_checkpoint(path)
     if "proposals" not in state["models"]:
         raise VcsegError(f"{path}: this checkpoint holds no proposal network (models: {list(state['models'])}); "
                          "train one with `vcseg train --task proposals` and combine with `vcseg export`")
