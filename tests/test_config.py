@@ -110,6 +110,9 @@ def test_data_and_train_sections(tmp_path):
     ("train.stage=finetune", "train.stage 'finetune' is unknown"),
     ("train.max_skip=[1, 2]", "same length"),
     ("train.precision=fp8", "train.precision 'fp8' is unknown"),
+    ("train.encoder_lr_scale=1.5", "encoder_lr_scale must be in"),
+    ("train.encoder_lr_scale=-0.1", "encoder_lr_scale must be in"),
+    ("data.instance_recolour=2", "instance_recolour must be in"),
 ])
 def test_bad_train_settings(override, message):
     with pytest.raises(VcsegError, match=message):

@@ -132,6 +132,8 @@ class DataConfig:
     crop: (height, width) of training clips, multiples of 16.
     clip_frames: frames per clip (3 as STM / STCN); max_objects: object slots per clip.
     compose_probability: chance that a clip gets a person pasted from another video (copy-paste).
+    instance_recolour: chance that each person of a proposal-network training frame is recoloured
+        on its own (`vcseg.data.augment.recolour_instances`; 0: none).
     workers: DataLoader worker processes per training process.
     """
 
@@ -148,6 +150,7 @@ class DataConfig:
     clip_frames: int = 3
     max_objects: int = 3
     compose_probability: float = 0.0
+    instance_recolour: float = 0.0
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -159,6 +162,8 @@ class DataConfig:
             raise VcsegError("data.max_objects and data.short_side must be positive, data.workers >= 0")
         if not 0.0 <= self.compose_probability <= 1.0:
             raise VcsegError(f"data.compose_probability must be in [0, 1] (got {self.compose_probability})")
+        if not 0.0 <= self.instance_recolour <= 1.0:
+            raise VcsegError(f"data.instance_recolour must be in [0, 1] (got {self.instance_recolour})")
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,9 @@ class TrainConfig:
     deterministic: deterministic kernels where PyTorch has them, cuDNN autotuning off and a fixed
         cuBLAS workspace (`vcseg.train.loop.deterministic_algorithms`): GPU runs that repeat and
         resume bit for bit, at some speed. CPU training is deterministic either way.
+    encoder_lr_scale: the learning rate of the network's encoders (pretrained features) as a
+        share of `lr`, the rest (decoders, heads) at `lr` itself; below 1 keeps more of what
+        ImageNet taught them when the training set holds few identities.
     val_every: every this many steps (0: never), predict the first `val_videos` videos of the
         index's val split (`val_frames` frames each) from their first masks, score them (J&F), and
         keep the best checkpoint as best.pt (memory task).
@@ -196,6 +204,7 @@ class TrainConfig:
     warmup_steps: int = 50
     lr_schedule: str = "cosine"
     grad_clip: float = 1.0
+    encoder_lr_scale: float = 1.0
     precision: str = "auto"
     max_skip: tuple[int, ...] = (5, 10, 15, 5)
     max_skip_at: tuple[float, ...] = (0.0, 0.1, 0.3, 0.9)
@@ -219,6 +228,8 @@ class TrainConfig:
             raise VcsegError(f"train.stage {self.stage!r} is unknown; choose one of {', '.join(STAGES)}")
         if self.precision not in PRECISIONS:
             raise VcsegError(f"train.precision {self.precision!r} is unknown; choose one of {', '.join(PRECISIONS)}")
+        if not 0.0 <= self.encoder_lr_scale <= 1.0:
+            raise VcsegError(f"train.encoder_lr_scale must be in [0, 1] (got {self.encoder_lr_scale})")
         if self.lr_schedule not in LR_SCHEDULES:
             raise VcsegError(f"train.lr_schedule {self.lr_schedule!r} is unknown; "
                              f"choose one of {', '.join(LR_SCHEDULES)}")
@@ -257,7 +268,9 @@ class ProposalConfig:
             centre peak, no centre or offset loss on their pixels; they stay foreground.
     Loss (`proposal_loss`): centre_loss_weight, offset_loss_weight multiply the centre MSE and
         the offset L1 (the foreground BCE has weight 1); bootstrap_fraction: share of the hardest
-        foreground pixels the BCE averages over (1.0: all).
+        foreground pixels the BCE averages over (1.0: all); foreground_dice_weight: weight of a
+        soft dice term on the foreground (0: none), which counts each frame's persons as a whole
+        whatever their size, where the BCE is dominated by the background.
     Post-processing (`vcseg.infer.proposals`):
         centre_threshold: lowest centre heatmap value (after the sigmoid) that makes a peak;
         nms_kernel: max-pool window (output pixels, odd) of the peak non-maximum suppression;
@@ -279,6 +292,7 @@ class ProposalConfig:
     centre_loss_weight: float = 200.0
     offset_loss_weight: float = 0.05
     bootstrap_fraction: float = 1.0
+    foreground_dice_weight: float = 0.0
     centre_threshold: float = 0.1
     nms_kernel: int = 7
     top_k: int = 20
@@ -299,8 +313,8 @@ class ProposalConfig:
             raise VcsegError(f"proposals.output_stride must be one of {PROPOSAL_OUTPUT_STRIDES} (got {self.output_stride})")
         if self.centre_sigma <= 0:
             raise VcsegError(f"proposals.centre_sigma must be positive (got {self.centre_sigma})")
-        if self.centre_loss_weight < 0 or self.offset_loss_weight < 0:
-            raise VcsegError("proposals.centre_loss_weight and proposals.offset_loss_weight must be >= 0")
+        if self.centre_loss_weight < 0 or self.offset_loss_weight < 0 or self.foreground_dice_weight < 0:
+            raise VcsegError("proposals.centre_loss_weight, offset_loss_weight and foreground_dice_weight must be >= 0")
         if not 0.0 < self.bootstrap_fraction <= 1.0:
             raise VcsegError(f"proposals.bootstrap_fraction must be in (0, 1] (got {self.bootstrap_fraction})")
         if not 0.0 <= self.centre_threshold < 1.0 or not 0.0 <= self.foreground_threshold < 1.0:

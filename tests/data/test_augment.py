@@ -140,3 +140,49 @@ def test_photometric_applies_one_colour_change_to_the_clip() -> None:
     assert np.array_equal(out[0], out[1]) and np.array_equal(out[0], out[2])
     assert not np.array_equal(out[0], frames[0])
     assert np.array_equal(out, photometric(frames, np.random.default_rng(5)))
+
+
+def test_recolour_instances_changes_chosen_persons_only() -> None:
+    from vcseg.data.augment import recolour_instances
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(40, 216, size=(2, 24, 32, 3), dtype=np.uint8)
+    frames[:, :, :, 0] = 200  # reddish everywhere: a hue turn must show
+    masks = np.zeros((2, 24, 32), np.uint8)
+    masks[:, 2:10, 2:12] = 1
+    masks[:, 12:20, 14:30] = 2
+    masks[:, 0, :] = 255  # void keeps its colours
+    same = recolour_instances(frames, masks, np.random.default_rng(1), 0.0)
+    assert same is frames
+    out = recolour_instances(frames, masks, np.random.default_rng(1), 1.0)
+    person = masks > 0
+    person &= masks != 255
+    assert np.array_equal(out[~person], frames[~person])  # background and void untouched
+    for object_id in (1, 2):
+        pixels = masks == object_id
+        assert np.abs(out[pixels].astype(int) - frames[pixels]).mean() > 10  # recoloured
+    # one draw per clip: the same id gets the same change in both frames (identical frames here)
+    clip = np.repeat(frames[:1], 2, axis=0)
+    twice = recolour_instances(clip, np.repeat(masks[:1], 2, axis=0), np.random.default_rng(2), 1.0)
+    assert np.array_equal(twice[0], twice[1])
+    # the rng advances by 4 draws per id present whatever the probability
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    recolour_instances(frames, masks, a, 0.0)
+    b.random((2, 4))
+    assert a.random() == b.random()
+
+
+def test_augment_clip_recolours_persons_when_asked() -> None:
+    import dataclasses
+
+    frames = np.full((1, 32, 32, 3), 120, np.uint8)
+    frames[..., 0] = 220
+    masks = np.zeros((1, 32, 32), np.uint8)
+    masks[0, 8:24, 8:24] = 1
+    plain, plain_masks = augment_clip(frames, masks, np.random.default_rng(0), NO_AUGMENT, (32, 32))
+    recoloured, recoloured_masks = augment_clip(frames, masks, np.random.default_rng(0),
+                                                dataclasses.replace(NO_AUGMENT, instance_recolour=1.0), (32, 32))
+    assert np.array_equal(plain_masks, recoloured_masks)
+    inside = plain_masks[0] == 1
+    assert np.array_equal(plain[0][~inside], recoloured[0][~inside])
+    assert not np.array_equal(plain[0][inside], recoloured[0][inside])

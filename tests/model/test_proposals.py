@@ -28,6 +28,7 @@ def tiny(**changes) -> ProposalConfig:
     ({"aspp_rates": (6, 12)}, "aspp_rates"), ({"decoder_channels": 0}, "decoder_channels"),
     ({"centre_sigma": 0.0}, "centre_sigma"), ({"bootstrap_fraction": 0.0}, "bootstrap_fraction"),
     ({"centre_threshold": 1.0}, "centre_threshold"), ({"encoder": ""}, "encoder"),
+    ({"foreground_dice_weight": -1.0}, "foreground_dice_weight"),
 ])
 def test_config_rejects_bad_values(changes, message) -> None:
     with pytest.raises(VcsegError, match=message):
@@ -186,6 +187,31 @@ def test_bootstrapped_foreground_loss_averages_the_hardest_pixels() -> None:
     assert parts["foreground"].item() == pytest.approx(per_pixel.sort().values[-4:].mean().item())
     _, parts = proposal_loss(outputs, targets)
     assert parts["foreground"].item() == pytest.approx(per_pixel.mean().item())
+
+
+def test_foreground_dice_by_hand() -> None:
+    # frame 0: a 5x5 person, predicted at 0.5 everywhere on 8x12 (one void pixel on the person,
+    # which no term counts); frame 1: no person, predicted at 0.5 everywhere too
+    ids = np.zeros((2, 8, 12), np.uint8)
+    ids[0, 1:6, 2:7] = 1
+    ids[0, 1, 2] = 255
+    spec = TargetSpec(stride=1, sigma=1.0, min_area=1)
+    targets = {k: torch.stack([spec(frame)[k] for frame in ids]) for k in spec(ids[0])}
+    outputs = {"foreground_logits": torch.zeros(2, 1, 8, 12), "centre_logits": torch.zeros(2, 1, 8, 12),
+               "offsets": torch.zeros(2, 2, 8, 12)}
+    _, plain = proposal_loss(outputs, targets)
+    _, with_dice = proposal_loss(outputs, targets, dice_weight=2.0)
+    person_dice = (2 * 0.5 * 24 + 1) / (0.5 * 95 + 24 + 1)  # 95 valid pixels, 24 of them person
+    empty_dice = 1 / (0.5 * 96 + 1)
+    expected = 1 - (person_dice + empty_dice) / 2
+    assert with_dice["foreground"].item() == pytest.approx(plain["foreground"].item() + 2.0 * expected, rel=1e-6)
+    # the loss_from_config path carries the weight
+    _, from_config = loss_from_config(outputs, targets, tiny(foreground_dice_weight=2.0))
+    assert from_config["foreground"].item() == pytest.approx(with_dice["foreground"].item())
+    # a perfect foreground has (almost) no dice loss
+    perfect = torch.where(targets["foreground"] > 0, 20.0, -20.0)
+    _, parts = proposal_loss({**outputs, "foreground_logits": perfect}, targets, dice_weight=1.0)
+    assert parts["foreground"].item() < 1e-6
 
 
 def test_loss_refuses_targets_at_another_resolution() -> None:

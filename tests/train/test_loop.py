@@ -218,3 +218,31 @@ def test_resume_from_a_checkpoint_written_before_plain_rng_states(tiny_videos, t
     resumed = train(None, tmp_path / "b", resume=True)
     assert [r.step for r in resumed.history] == [3, 4]
     assert [r.loss for r in first.history + resumed.history] == straight
+
+
+def test_parameter_groups_put_the_encoders_at_their_own_rate():
+    from vcseg.model.proposals import ProposalConfig, ProposalNetwork
+
+    model = ProposalNetwork(ProposalConfig(encoder="resnet18", decoder_channels=32, head_channels=16))
+    single = loop.parameter_groups(model, 1e-3)
+    assert len(single) == 1 and len(single[0]["params"]) == len(list(model.parameters()))
+    rest, encoder = loop.parameter_groups(model, 1e-3, encoder_lr_scale=0.1)
+    assert (rest["lr"], encoder["lr"]) == (1e-3, pytest.approx(1e-4))
+    assert {id(p) for p in encoder["params"]} == {id(p) for p in model.encoder.parameters()}
+    assert {id(p) for p in rest["params"]} | {id(p) for p in encoder["params"]} == {id(p) for p in model.parameters()}
+
+
+def test_an_encoder_rate_of_zero_keeps_the_encoders_weights(tiny_videos, tmp_path):
+    config = tiny_config(tiny_videos, "train.steps=3", "train.warmup_steps=0", "train.checkpoint_every=1000",
+                         "train.encoder_lr_scale=0", *EXACT)
+    first = train(config, tmp_path / "run", stop_after=1)
+    before = load_checkpoint(first.last_checkpoint)["models"]["memory"]
+    train(None, tmp_path / "run", resume=True)
+    after = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["models"]["memory"]
+    model = loop.make_task(config).build_model()
+    parameters = {name for name, _ in model.named_parameters()}
+    encoders = [n for n in parameters if n.split(".", 1)[0] in loop.ENCODER_MODULES]
+    others = parameters - set(encoders)
+    assert encoders and others
+    assert all(torch.equal(before[n], after[n]) for n in encoders)
+    assert any(not torch.equal(before[n], after[n]) for n in others)

@@ -10,6 +10,10 @@ A clip goes through, in order:
 2. colour (albumentations, seeded per clip): one clip-wide ColorJitter + ToGray applied with the
    same parameters to every frame (`images=` target), then a small per-frame ColorJitter
    (`frame_colour`) drawn for each frame on its own.
+3. persons recoloured one by one (`instance_recolour`, off by default): each object id is, with
+   that probability, given its own hue turn and saturation / brightness scale, the same in every
+   frame of the clip. With few identities to learn from, a network otherwise learns their
+   clothes' colours instead of people.
 
 For video clips the per-frame part is small jitter (a few pixels of shift, a degree or two, 2%
 of zoom, 3% of brightness / contrast / saturation: real consecutive frames differ by about that);
@@ -28,6 +32,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import albumentations as A
+import cv2
 import numpy as np
 
 from vcseg.data.warps import AffineRange, apply_to_point, compose, crop_origin, elastic_field, random_affine, warp
@@ -54,6 +59,7 @@ class Augment:
     colour: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     grayscale: float = 0.0
     frame_colour: float = 0.0
+    instance_recolour: float = 0.0
     fill: tuple[int, int, int] = IMAGENET_MEAN_RGB
 
     def without_frame_jitter(self) -> Augment:
@@ -111,6 +117,39 @@ class Photometric:
         return frames
 
 
+RECOLOUR_SATURATION = (0.5, 1.5)  # scale ranges of `recolour_instances`
+RECOLOUR_BRIGHTNESS = (0.7, 1.3)
+
+
+def recolour_instances(frames: np.ndarray, masks: np.ndarray, rng: np.random.Generator,
+                       probability: float) -> np.ndarray:
+    """frames (T, H, W, 3) uint8 RGB with masks (T, H, W) ids -> a copy where each id in 1..254
+    (in id order), with `probability`, has its pixels' hue turned by a random angle and their
+    saturation and brightness scaled (`RECOLOUR_SATURATION`, `RECOLOUR_BRIGHTNESS`), drawn once
+    for the clip. Background and void (255) keep their colours. Draws 4 numbers per id present
+    whatever happens, so later draws do not depend on the outcome."""
+    ids = np.flatnonzero(np.bincount(masks.ravel(), minlength=256)[1:255]) + 1
+    draws = rng.random((len(ids), 4))
+    chosen = [(int(i), d) for i, d in zip(ids, draws) if d[0] < probability]
+    if not chosen:
+        return frames
+    out = frames.copy()
+    for t in range(len(frames)):
+        hsv = cv2.cvtColor(frames[t], cv2.COLOR_RGB2HSV_FULL)  # hue over 0..255, a full turn
+        changed = np.zeros(masks[t].shape, dtype=bool)
+        for object_id, draw in chosen:
+            pixels = masks[t] == object_id
+            region = hsv[pixels].astype(np.float32)  # N, 3
+            region[:, 0] = (region[:, 0] + 256 * draw[1]) % 256
+            region[:, 1] *= RECOLOUR_SATURATION[0] + (RECOLOUR_SATURATION[1] - RECOLOUR_SATURATION[0]) * draw[2]
+            region[:, 2] *= RECOLOUR_BRIGHTNESS[0] + (RECOLOUR_BRIGHTNESS[1] - RECOLOUR_BRIGHTNESS[0]) * draw[3]
+            hsv[pixels] = np.clip(region, 0, 255).astype(np.uint8)
+            changed |= pixels
+        if changed.any():  # pixels of other ids go through no HSV round trip
+            out[t][changed] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)[changed]
+    return out
+
+
 def object_point(mask: np.ndarray, rng: np.random.Generator) -> tuple[float, float] | None:
     """(x, y) of a random object pixel of an (H, W) id mask, or None if it is empty."""
     ys, xs = np.nonzero(mask)
@@ -144,4 +183,6 @@ def augment_clip(frames: np.ndarray, masks: np.ndarray, rng: np.random.Generator
                                            fields[t], augment.fill)
     if photometric is not None:
         out_frames = photometric(out_frames, rng)
+    if augment.instance_recolour > 0:
+        out_frames = recolour_instances(out_frames, out_masks, rng, augment.instance_recolour)
     return out_frames, out_masks

@@ -107,7 +107,8 @@ def build_proposal_model(config: ProposalConfig) -> ProposalNetwork:
 
 def proposal_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], *,
                   centre_weight: float = 200.0, offset_weight: float = 0.05,
-                  bootstrap_fraction: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                  bootstrap_fraction: float = 1.0,
+                  dice_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Panoptic-DeepLab's loss: (total, parts) with parts foreground, centre, offset (detached,
     already multiplied by their weights; total is their sum).
 
@@ -119,6 +120,10 @@ def proposal_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Ten
       hardest `bootstrap_fraction` of the pixels (all of them at 1.0);
     - centre: squared error of the sigmoid heatmap, weighted by centre_weight, averaged over all
       pixels, times `centre_weight` (200 in Panoptic-DeepLab, whose Gaussians are mostly ~0);
+    - with `dice_weight` > 0 the foreground part also holds dice_weight x (1 - soft dice) per
+      frame over its weighted pixels, averaged over the frames (a frame with no person scores 1
+      when it predicts none): the BCE is an average over mostly background pixels, and a network
+      that half-believes in a person it has not seen still pays little for it;
     - offset: absolute error of (dy, dx), averaged over the pixels with offset_weight > 0 and
       the two channels (0 when a batch has no instance), times `offset_weight`.
     Computed in float32 whatever the autocast dtype of the outputs.
@@ -132,6 +137,9 @@ def proposal_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Ten
     if bootstrap_fraction < 1.0:
         bce = bce.topk(max(1, int(bootstrap_fraction * bce.numel()))).values
     foreground_loss = bce.mean()
+    if dice_weight > 0:
+        foreground_loss = foreground_loss + dice_weight * soft_dice_loss(
+            torch.sigmoid(foreground_logits), targets["foreground"].float(), targets["foreground_weight"])
 
     centre = torch.sigmoid(outputs["centre_logits"].float())
     centre_loss = ((centre - targets["centre"]) ** 2 * targets["centre_weight"]).mean() * centre_weight
@@ -145,8 +153,20 @@ def proposal_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Ten
     return total, parts
 
 
+def soft_dice_loss(probability: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                   smooth: float = 1.0) -> torch.Tensor:
+    """1 - soft dice of each frame's (B, 1, h, w) maps over its pixels of nonzero `weight`,
+    averaged over the B frames. `smooth` keeps an empty frame well defined: predicting nothing
+    where there is nothing scores a dice of 1."""
+    probability, target = probability * weight, target * weight
+    intersection = (probability * target).flatten(1).sum(1)
+    total = probability.flatten(1).sum(1) + target.flatten(1).sum(1)
+    return (1 - (2 * intersection + smooth) / (total + smooth)).mean()
+
+
 def loss_from_config(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
                      config: ProposalConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """`proposal_loss` with the weights of `config`."""
     return proposal_loss(outputs, targets, centre_weight=config.centre_loss_weight,
-                         offset_weight=config.offset_loss_weight, bootstrap_fraction=config.bootstrap_fraction)
+                         offset_weight=config.offset_loss_weight, bootstrap_fraction=config.bootstrap_fraction,
+                         dice_weight=config.foreground_dice_weight)

@@ -261,7 +261,8 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
         model.load_state_dict(_task_state(init, task.name, settings.init))
     model.to(device)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, settings.lr, settings.encoder_lr_scale),
+                                  lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, settings.steps, settings.warmup_steps, kind=settings.lr_schedule))
     dtype = autocast_dtype(settings.precision, device)
@@ -395,6 +396,22 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
         writer.close()
     return TrainSummary(run_dir=run_dir, steps_done=step, interrupted=interrupted, last_checkpoint=last,
                         history=history, total_steps=settings.steps, stopped_by=stopped_by)
+
+
+ENCODER_MODULES = ("encoder", "value_encoder")  # the networks' backbones (vcseg.model.encoders.build_encoder)
+
+
+def parameter_groups(model: torch.nn.Module, lr: float, encoder_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+    """AdamW's parameter groups: one group at `lr`, or, with `encoder_lr_scale` below 1, the
+    parameters of the model's encoders (`ENCODER_MODULES`) at lr x encoder_lr_scale and the rest at
+    lr. A scale of 0 leaves the encoders' weights as they started (their batch-norm statistics
+    still adapt). Frozen parameters (requires_grad False) are left out."""
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if encoder_lr_scale == 1.0:
+        return [{"params": [p for _, p in trainable], "lr": lr}]
+    is_encoder = [name.split(".", 1)[0] in ENCODER_MODULES for name, _ in trainable]
+    return [{"params": [p for (_, p), encoder in zip(trainable, is_encoder) if not encoder], "lr": lr},
+            {"params": [p for (_, p), encoder in zip(trainable, is_encoder) if encoder], "lr": lr * encoder_lr_scale}]
 
 
 def with_input_normalisation(config: Config, section: str, init: dict[str, Any] | None = None) -> Config:

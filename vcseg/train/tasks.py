@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from vcseg.config import TASKS, Config
 from vcseg.data.cache import FrameCache
 from vcseg.data.clips import VideoClipDataset, select_videos
-from vcseg.data.frames import FrameDataset
+from vcseg.data.frames import FRAME_AUGMENT, FrameDataset
 from vcseg.data.static import StaticClipDataset
 from vcseg.errors import VcsegError
 from vcseg.io.layouts import DatasetFiles, find_dataset
@@ -159,9 +159,10 @@ class ProposalTask:
     def build_dataset(self) -> Dataset:
         data = self.config.data
         files, videos = training_files(self.config)
+        augment = dataclasses.replace(FRAME_AUGMENT, instance_recolour=data.instance_recolour)
         return FrameDataset(files, videos, short_side=data.short_side,
                             cache=_frame_cache(self.config), crop=tuple(data.crop), seed=self.config.train.seed,
-                            targets=TargetSpec.from_config(self.config.proposals))
+                            augment=augment, targets=TargetSpec.from_config(self.config.proposals))
 
     def loss(self, network: nn.Module, batch: dict[str, Any], step: int, device: torch.device,
              autocast: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
