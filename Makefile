@@ -37,7 +37,7 @@ bench: setup
 # package, nothing downloaded): the memory network on real video (the shared DAVIS object and
 # people sequences, real people pasted into real scenes, a few procedural videos; about 45 minutes
 # on 2 cores) and the person proposal network on real people in real scenes plus procedural crowds
-# (about 40 minutes). Two people sequences, $(HELD_OUT), stay out of both: the held-out test.
+# (about 15 minutes). Two people sequences, $(HELD_OUT), stay out of both: the held-out test.
 # An interrupted run continues. DAVIS_PEOPLE / DAVIS_OBJECTS: the shared DAVIS 2016 folders.
 DAVIS_PEOPLE ?= ../shared/data/davis2016-people
 DAVIS_OBJECTS ?= ../shared/data/davis2016-objects
