@@ -148,11 +148,20 @@ def _baseline_code(tmp: Path) -> Path | None:
     return root
 
 
+# Config keys added after BASELINE_COMMIT, which its config loader refuses as unknown. All are
+# training settings (how the networks were trained), none changes what inference does.
+SETTINGS_AFTER_BASELINE = {"proposals": ("foreground_dice_weight",), "data": ("instance_recolour",),
+                           "train": ("encoder_lr_scale",)}
+
+
 def _version_1_copy(weights: Path, out: Path) -> Path:
     """`weights` as a version 1 checkpoint (plain state dicts), which BASELINE_COMMIT's code reads:
-    the same tensors, unpacked."""
+    the same tensors, unpacked, and its config without `SETTINGS_AFTER_BASELINE`."""
     payload = unpack_payload(torch.load(weights, map_location="cpu", weights_only=True))
-    torch.save(dict(payload, version=1), out)
+    config = {section: {key: value for key, value in settings.items()
+                        if key not in SETTINGS_AFTER_BASELINE.get(section, ())}
+              for section, settings in payload["config"].items()}
+    torch.save(dict(payload, version=1, config=config), out)
     return out
 
 
