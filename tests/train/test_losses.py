@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vcseg.train.losses import bootstrapped_cross_entropy, dice_loss, hard_pixel_fraction, masks_to_target
+from vcseg.train.losses import bootstrapped_cross_entropy, hard_pixel_fraction, masks_to_target
 
 
 def test_hard_pixel_fraction_ramp():
@@ -25,18 +25,6 @@ def test_bootstrapped_ce_keeps_the_hardest_pixels():
     assert bootstrapped_cross_entropy(logits, target, 1.0).item() == pytest.approx(sum(losses) / 4)
     assert bootstrapped_cross_entropy(logits, target, 0.5).item() == pytest.approx((losses[2] + losses[3]) / 2)
     assert bootstrapped_cross_entropy(logits, target, 0.01).item() == pytest.approx(losses[3])
-
-
-def test_dice_loss_values_and_invalid_slots():
-    one_hot = torch.zeros(1, 2, 2, 2)
-    one_hot[0, 0, 0, :] = 1  # object 1: top row
-    perfect = one_hot.clone()
-    eps = 1.0
-    # slot 0 perfect: dice = (2*2+1)/(4+1) = 1; slot 1 empty on both sides: dice = 1/1 = 1
-    assert dice_loss(perfect, one_hot, torch.tensor([[True, True]]), eps).item() == pytest.approx(0.0)
-    half = torch.full((1, 2, 2, 2), 0.5)
-    # slot 0: intersection 1, total 2 + 2 -> dice (2+1)/(4+1) = 0.6; slot 1 (invalid) ignored
-    assert dice_loss(half, one_hot, torch.tensor([[True, False]]), eps).item() == pytest.approx(0.4)
 
 
 def test_masks_to_target():

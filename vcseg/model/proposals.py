@@ -29,6 +29,7 @@ from torch import nn
 from vcseg.config import ProposalConfig
 from vcseg.model.deeplab import DeepLabV3PlusDecoder
 from vcseg.model.encoders import build_encoder
+from vcseg.model.losses import dice_loss
 from vcseg.model.pretrained import with_input_normalisation
 
 INPUT_MULTIPLE = 16  # the encoders stop at stride 16
@@ -138,8 +139,11 @@ def proposal_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Ten
         bce = bce.topk(max(1, int(bootstrap_fraction * bce.numel()))).values
     foreground_loss = bce.mean()
     if dice_weight > 0:
-        foreground_loss = foreground_loss + dice_weight * soft_dice_loss(
-            torch.sigmoid(foreground_logits), targets["foreground"].float(), targets["foreground_weight"])
+        # one slot per frame, every frame counted; void pixels (weight 0) left out of both sides
+        weight = targets["foreground_weight"]
+        per_frame = torch.ones(weight.shape[0], 1, dtype=torch.bool, device=weight.device)
+        foreground_loss = foreground_loss + dice_weight * dice_loss(
+            torch.sigmoid(foreground_logits) * weight, targets["foreground"].float() * weight, per_frame)
 
     centre = torch.sigmoid(outputs["centre_logits"].float())
     centre_loss = ((centre - targets["centre"]) ** 2 * targets["centre_weight"]).mean() * centre_weight
@@ -151,17 +155,6 @@ def proposal_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Ten
     total = foreground_loss + centre_loss + offset_loss
     parts = {"foreground": foreground_loss.detach(), "centre": centre_loss.detach(), "offset": offset_loss.detach()}
     return total, parts
-
-
-def soft_dice_loss(probability: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-                   smooth: float = 1.0) -> torch.Tensor:
-    """1 - soft dice of each frame's (B, 1, h, w) maps over its pixels of nonzero `weight`,
-    averaged over the B frames. `smooth` keeps an empty frame well defined: predicting nothing
-    where there is nothing scores a dice of 1."""
-    probability, target = probability * weight, target * weight
-    intersection = (probability * target).flatten(1).sum(1)
-    total = probability.flatten(1).sum(1) + target.flatten(1).sum(1)
-    return (1 - (2 * intersection + smooth) / (total + smooth)).mean()
 
 
 def loss_from_config(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],

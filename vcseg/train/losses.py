@@ -1,4 +1,5 @@
-"""Segmentation losses: bootstrapped cross-entropy on the hardest pixels, plus soft dice.
+"""Segmentation losses: bootstrapped cross-entropy on the hardest pixels, plus soft dice
+(`dice_loss`, kept in `vcseg.model.losses` where the proposal network's loss uses it too).
 
 Bootstrapping (as in STM / STCN training) starts from the plain mean over all pixels and ramps
 down to the hardest `final_fraction` of pixels, so that late training concentrates on boundaries
@@ -9,6 +10,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from vcseg.model.losses import dice_loss
+
+__all__ = ["bootstrapped_cross_entropy", "dice_loss", "hard_pixel_fraction", "masks_to_target"]
 
 
 def hard_pixel_fraction(step: int, ramp_start: int, ramp_end: int, final_fraction: float) -> float:
@@ -32,20 +37,6 @@ def bootstrapped_cross_entropy(logits: torch.Tensor, target: torch.Tensor, fract
         return per_pixel.mean()
     keep = max(1, int(per_pixel.numel() * fraction))
     return torch.topk(per_pixel, keep, sorted=False).values.mean()
-
-
-def dice_loss(probabilities: torch.Tensor, one_hot: torch.Tensor, valid: torch.Tensor,
-              eps: float = 1.0) -> torch.Tensor:
-    """1 - soft dice, averaged over the object slots in use.
-
-    probabilities, one_hot: (N, K, H, W) per object (no background channel); valid: (N, K) bool.
-    """
-    probabilities, one_hot = probabilities.float(), one_hot.float()
-    intersection = (probabilities * one_hot).sum(dim=(-1, -2))  # N, K
-    total = probabilities.sum(dim=(-1, -2)) + one_hot.sum(dim=(-1, -2))
-    dice = (2 * intersection + eps) / (total + eps)
-    weights = valid.float()
-    return ((1 - dice) * weights).sum() / weights.sum().clamp(min=1)
 
 
 def masks_to_target(one_hot: torch.Tensor) -> torch.Tensor:
