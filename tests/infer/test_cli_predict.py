@@ -86,8 +86,9 @@ def test_discovery_option_defaults_are_the_library_defaults():
 
     defaults = {param.name: param.default for param in main.commands["predict"].params}
     library = DiscoveryOptions()
-    names = ("key_every", "proposal_size", "max_instances", "correct_iou", "correct_score")
+    names = ("key_every", "proposal_size", "max_instances", "correct_iou", "correct_score", "min_score")
     assert {name: defaults[name] for name in names} == {name: getattr(library, name) for name in names}
+    assert library.min_track_score == library.min_score  # --min-score sets both
 
 
 def test_discovery_options_reach_the_library(tmp_path, monkeypatch):
@@ -102,10 +103,12 @@ def test_discovery_options_reach_the_library(tmp_path, monkeypatch):
     monkeypatch.setattr(dataset_module, "predict_dataset", fake_predict)
     data = make_data(tmp_path / "data")
     result = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),
-                                       "--key-every", "3", "--correct-iou", "0.6", "--correct-score", "0.4"])
+                                       "--key-every", "3", "--correct-iou", "0.6", "--correct-score", "0.4",
+                                       "--min-score", "0.35"])
     assert result.exit_code == 0, result.output
     discovery = seen["discovery"]
     assert (discovery.key_every, discovery.correct_iou, discovery.correct_score) == (3, 0.6, 0.4)
+    assert (discovery.min_score, discovery.min_track_score) == (0.35, 0.35)
     out_of_range = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),
                                              "--correct-iou", "1.5"])
     assert out_of_range.exit_code == 2 and "--correct-iou" in out_of_range.output
