@@ -88,15 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     for config in args.configs:
         run = args.work / "runs" / f"{config.stem}{suffix}-{args.steps}"
         checkpoint = run / "checkpoints" / "last.pt"
-        if not (run / "finished").exists():
-            if checkpoint.exists():  # an interrupted run: continue it
-                command = ["train", "--out", str(run), "--resume"]
-            else:
-                command = ["train", "--config", str(config), "--out", str(run),
-                           "--set", f"data.root={train_root}", "--set", f"train.steps={args.steps}"]
-            print(f"training {config} for {args.steps} steps into {run} ...", flush=True)
-            subprocess.run([sys.executable, "-m", "vcseg.cli", *command], check=True, stdout=subprocess.DEVNULL)
-            (run / "finished").touch()
+        # An earlier run is resumed: vcseg train continues an interrupted one and returns at once
+        # from a finished one, so the run folder alone says what is left to do.
+        if checkpoint.exists():
+            command = ["train", "--out", str(run), "--resume"]
+        else:
+            command = ["train", "--config", str(config), "--out", str(run),
+                       "--set", f"data.root={train_root}", "--set", f"train.steps={args.steps}"]
+        print(f"{'continuing' if checkpoint.exists() else 'training'} {config} for {args.steps} steps in {run} ...",
+              flush=True)
+        subprocess.run([sys.executable, "-m", "vcseg.cli", *command], check=True, stdout=subprocess.DEVNULL)
         model, _ = load_proposal_network(checkpoint)
         for size in sizes:
             recall = proposal_recall(test, lambda video: network_proposer(model, size))
