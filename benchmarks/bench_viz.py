@@ -10,12 +10,18 @@ says how many), into an --out holding the previous run's files (so it checks and
 Target (the issue "See the results"): viz at most 1.5x the baseline. Both are medians of REPEATS
 runs in this process after a warm-up run each, imports already warm; the runs alternate (write,
 viz, write, viz, ...), so that both meet the same machine when others share it.
+
+Both are timed in a fresh interpreter of their own, as `vcseg viz` runs: `make bench` runs the
+benchmarks in one process, and once another benchmark has loaded torch (which `vcseg viz` never
+loads), forking viz's worker processes took about 25 ms more per run (a twentieth of it).
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -67,6 +73,12 @@ def _write_all_sequentially(predictions: dict[str, dict[str, np.ndarray]], root:
 
 
 def main() -> None:
+    """`measure`, in a fresh interpreter (see the module's note)."""
+    subprocess.run([sys.executable, "-c", "from benchmarks.bench_viz import measure; measure()"],
+                   cwd=Path(__file__).resolve().parents[1], check=True)
+
+
+def measure() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = tmp / "data"
@@ -106,6 +118,7 @@ def main() -> None:
         print(f"{baseline:{width}} {write_s:.2f} s median, {total / write_s:.0f} frames/s")
         print(f"{sequential:{width}} {sequential_s:.2f} s median, {total / sequential_s:.0f} frames/s")
         print(f"{measured:{width}} {viz_s:.2f} s median, {total / viz_s:.0f} frames/s")
+        print(f"torch loaded in the measuring process: {'yes' if 'torch' in sys.modules else 'no'}")
         print(f"ratio viz / mask writing: {ratio:.2f} (target <= {TARGET_RATIO}: "
               f"{'met' if ratio <= TARGET_RATIO else 'NOT met'})")
 
