@@ -11,9 +11,10 @@ Target (the issue "See the results"): viz at most 1.5x the baseline. Both are me
 runs in this process after a warm-up run each, imports already warm; the runs alternate (write,
 viz, write, viz, ...), so that both meet the same machine when others share it.
 
-Both are timed in a fresh interpreter of their own, as `vcseg viz` runs: `make bench` runs the
-benchmarks in one process, and once another benchmark has loaded torch (which `vcseg viz` never
-loads), forking viz's worker processes took about 25 ms more per run (a twentieth of it).
+"This process" is a fresh interpreter that `main` starts for `measure`, as `vcseg viz` runs in
+one: `make bench` runs the benchmarks in one process, and once another benchmark has loaded torch
+(which `vcseg viz` never loads), forking viz's worker processes took about 25 ms more per run (a
+twentieth of it).
 """
 
 from __future__ import annotations
