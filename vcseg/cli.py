@@ -254,8 +254,10 @@ def score(pred_root: Path, gt_root: Path, protocol: str, match: str, json_path: 
               help="Leave this source or background video out (repeatable), e.g. to keep a held-out split unseen.")
 @click.option("--backgrounds", multiple=True, type=_existing_dir, metavar="DIR",
               help="Videos whose frames are the scenes to paste into (repeatable); their own masks are ignored.")
+@click.option("--repeat", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Chance that each pasted person after the first is another copy of one already pasted.")
 def compose(sources: tuple[Path, ...], out: Path, videos: int, people: str, seed: int,
-            overwrite: bool, exclude: tuple[str, ...], backgrounds: tuple[Path, ...]) -> None:
+            overwrite: bool, exclude: tuple[str, ...], backgrounds: tuple[Path, ...], repeat: float) -> None:
     """Paste persons of annotated videos into each other: multi-person videos with exact masks.
 
     With --backgrounds, the persons are pasted into those videos' scenes instead (real people in
@@ -264,7 +266,7 @@ def compose(sources: tuple[Path, ...], out: Path, videos: int, people: str, seed
     from vcseg.data.compose import ComposeConfig, compose_dataset, parse_people
 
     config = ComposeConfig(videos=videos, people=parse_people(people), seed=seed, overwrite=overwrite,
-                           exclude=exclude, backgrounds=tuple(str(b) for b in backgrounds))
+                           exclude=exclude, backgrounds=tuple(str(b) for b in backgrounds), repeat=repeat)
     summary = compose_dataset(list(sources), out, config)
     console.print(f"wrote {len(summary.videos)} videos ({summary.frames} frames, "
                   f"{min(summary.persons)}-{max(summary.persons)} persons each) to {summary.out}")

@@ -352,3 +352,27 @@ def test_cli_backgrounds_option(davis_tiny, tmp_path):
     missing = CliRunner().invoke(main, ["compose", str(davis_tiny), "--backgrounds", str(tmp_path / "nowhere"),
                                         "--out", str(tmp_path / "out2")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_repeat_pastes_copies_of_a_person_already_pasted(davis_tiny, tmp_path):
+    three = tmp_path / "three"
+    for name in ("a", "b", "c"):
+        for tree in ("JPEGImages", "Annotations"):
+            shutil.copytree(davis_tiny / tree / "tennis", three / tree / name)
+    scenes = _scene_videos(tmp_path / "scenes", ("meadow",))
+
+    def sources(repeat: float) -> list[list[str]]:
+        out = tmp_path / f"out-{repeat}"
+        compose_dataset([three], out, ComposeConfig(videos=4, people=(3, 3), seed=5, backgrounds=(str(scenes),),
+                                                    repeat=repeat), progress=False)
+        meta = json.loads((out / "compose_meta.json").read_text())
+        assert meta["config"]["repeat"] == repeat
+        return [[p["source_video"] for p in video["persons"]] for video in meta["videos"]]
+
+    distinct, copies = sources(0.0), sources(1.0)
+    # without repeats three persons come from the three sources; with repeat 1 every pasted person
+    # after the first copies one before it, so all are the first one, which the seed still picks
+    assert all(sorted(names) == ["a", "b", "c"] for names in distinct)
+    assert all(names == [first[0]] * 3 for names, first in zip(copies, distinct))
+    with pytest.raises(VcsegError, match="repeat 1.5"):
+        ComposeConfig(repeat=1.5)

@@ -342,6 +342,14 @@ class ComposeConfig:
     # Folders of videos whose frames are the scenes people are pasted into (their own masks, if
     # any, are ignored: what they show is background, no person); none: the sources are the bases.
     backgrounds: tuple[str, ...] = ()
+    # Chance that each pasted person after the first is another copy of a person already pasted
+    # into the same composite (its own time shift, scale and place): look-alike persons side by
+    # side, as where one person is pasted twice. 0 draws nothing more: earlier seeds keep their bytes.
+    repeat: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.repeat <= 1.0:
+            raise VcsegError(f"repeat {self.repeat}: give a chance from 0 to 1")
 
 
 @dataclass(frozen=True)
@@ -493,6 +501,7 @@ def compose_dataset(sources: Sequence[str | os.PathLike[str]], out: str | os.Pat
             "backgrounds": list(config.backgrounds),
             "config": {"videos": config.videos, "people": list(config.people), "seed": config.seed,
                        "jpeg_quality": config.jpeg_quality, "exclude": list(config.exclude),
+                       "repeat": config.repeat,
                        **_params_meta(config.paste)},
             "videos": meta_videos,
             "written": written,  # what a later --overwrite may replace or remove, nothing else
@@ -521,6 +530,10 @@ def _write_composites(folder: Path, bases: list[_SourceVideo], names: list[str],
             pasted = max(0, wanted - len(present_ids(base_masks)))
             others = [v for v in videos if v is not base] or [base]
             picks = rng.choice(len(others), size=pasted, replace=pasted > len(others))
+            if config.repeat > 0:
+                for i in range(1, pasted):
+                    if rng.random() < config.repeat:
+                        picks[i] = picks[int(rng.integers(i))]
             chosen = [others[int(i)] for i in picks]
             paste_masks = [store.get(v) for v in chosen]
             plan = plan_clip(base_masks, paste_masks, rng, params=config.paste)
