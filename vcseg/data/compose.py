@@ -344,7 +344,8 @@ class ComposeConfig:
     backgrounds: tuple[str, ...] = ()
     # Chance that each pasted person after the first is another copy of a person already pasted
     # into the same composite (its own time shift, scale and place): look-alike persons side by
-    # side, as where one person is pasted twice. 0 draws nothing more: earlier seeds keep their bytes.
+    # side, as where one person is pasted twice. 0 draws nothing more from the generator: a seed
+    # composes the same frames and masks as before the option (compose_meta.json records it).
     repeat: float = 0.0
 
     def __post_init__(self) -> None:
