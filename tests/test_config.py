@@ -113,6 +113,7 @@ def test_data_and_train_sections(tmp_path):
     ("train.encoder_lr_scale=1.5", "encoder_lr_scale must be in"),
     ("train.encoder_lr_scale=-0.1", "encoder_lr_scale must be in"),
     ("data.instance_recolour=2", "instance_recolour must be in"),
+    ("data.background_recolour=-0.5", "background_recolour must be in"),
 ])
 def test_bad_train_settings(override, message):
     with pytest.raises(VcsegError, match=message):

@@ -134,6 +134,8 @@ class DataConfig:
     compose_probability: chance that a clip gets a person pasted from another video (copy-paste).
     instance_recolour: chance that each person of a proposal-network training frame is recoloured
         on its own (`vcseg.data.augment.recolour_instances`; 0: none).
+    background_recolour: chance that a proposal-network training frame gets background blobs
+        recoloured as persons are (`vcseg.data.augment.recolour_decoys`; 0: none).
     workers: DataLoader worker processes per training process.
     """
 
@@ -151,6 +153,7 @@ class DataConfig:
     max_objects: int = 3
     compose_probability: float = 0.0
     instance_recolour: float = 0.0
+    background_recolour: float = 0.0
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -162,8 +165,9 @@ class DataConfig:
             raise VcsegError("data.max_objects and data.short_side must be positive, data.workers >= 0")
         if not 0.0 <= self.compose_probability <= 1.0:
             raise VcsegError(f"data.compose_probability must be in [0, 1] (got {self.compose_probability})")
-        if not 0.0 <= self.instance_recolour <= 1.0:
-            raise VcsegError(f"data.instance_recolour must be in [0, 1] (got {self.instance_recolour})")
+        for name in ("instance_recolour", "background_recolour"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise VcsegError(f"data.{name} must be in [0, 1] (got {getattr(self, name)})")
 
 
 @dataclass(frozen=True)

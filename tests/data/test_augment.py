@@ -186,3 +186,45 @@ def test_augment_clip_recolours_persons_when_asked() -> None:
     inside = plain_masks[0] == 1
     assert np.array_equal(plain[0][~inside], recoloured[0][~inside])
     assert not np.array_equal(plain[0][inside], recoloured[0][inside])
+
+
+def test_recolour_decoys_recolours_background_blobs_only() -> None:
+    from vcseg.data.augment import DECOY_AREA, DECOYS, recolour_decoys
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(40, 216, size=(2, 48, 64, 3), dtype=np.uint8)
+    frames[:, :, :, 0] = 200  # reddish everywhere: a hue turn must show
+    frames[1] = frames[0]  # identical frames: one blob and one colour per clip
+    masks = np.zeros((2, 48, 64), np.uint8)
+    masks[:, 10:30, 20:40] = 1
+    masks[:, 0, :] = 255
+    assert recolour_decoys(frames, masks, np.random.default_rng(1), 0.0) is frames
+    for seed in range(5):
+        out = recolour_decoys(frames, masks, np.random.default_rng(seed), 1.0)
+        changed = (out != frames).any(axis=-1)  # (T, H, W)
+        assert not changed[masks > 0].any()  # persons and void keep their colours
+        assert np.array_equal(out[0], out[1])
+        # 1-3 blobs of 3-15% of the frame each, persons' pixels left out, a few pixels unchanged by rounding
+        share = changed[0].mean()
+        assert 0.5 * DECOY_AREA[0] < share <= DECOYS[1] * DECOY_AREA[1]
+    # the same numbers are drawn whatever the probability
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    recolour_decoys(frames, masks, a, 0.0)
+    recolour_decoys(frames, masks, b, 1.0)
+    assert a.random() == b.random()
+
+
+def test_augment_clip_recolours_background_when_asked() -> None:
+    import dataclasses
+
+    frames = np.full((1, 64, 64, 3), 120, np.uint8)
+    frames[..., 0] = 220
+    masks = np.zeros((1, 64, 64), np.uint8)
+    masks[0, 16:48, 16:48] = 1
+    plain, plain_masks = augment_clip(frames, masks, np.random.default_rng(0), NO_AUGMENT, (64, 64))
+    decoyed, decoyed_masks = augment_clip(frames, masks, np.random.default_rng(0),
+                                          dataclasses.replace(NO_AUGMENT, background_recolour=1.0), (64, 64))
+    assert np.array_equal(plain_masks, decoyed_masks)
+    inside = plain_masks[0] == 1
+    assert np.array_equal(plain[0][inside], decoyed[0][inside])
+    assert not np.array_equal(plain[0][~inside], decoyed[0][~inside])

@@ -14,6 +14,9 @@ A clip goes through, in order:
    that probability, given its own hue turn and saturation / brightness scale, the same in every
    frame of the clip. With few identities to learn from, a network otherwise learns their
    clothes' colours instead of people.
+4. decoys (`background_recolour`, off by default): with that probability a clip gets 1-3
+   background blobs (smooth random shapes, persons' pixels left out) recoloured the way persons
+   are, so that colours no real scene has do not mark a person either.
 
 For video clips the per-frame part is small jitter (a few pixels of shift, a degree or two, 2%
 of zoom, 3% of brightness / contrast / saturation: real consecutive frames differ by about that);
@@ -60,6 +63,7 @@ class Augment:
     grayscale: float = 0.0
     frame_colour: float = 0.0
     instance_recolour: float = 0.0
+    background_recolour: float = 0.0
     fill: tuple[int, int, int] = IMAGENET_MEAN_RGB
 
     def without_frame_jitter(self) -> Augment:
@@ -133,21 +137,58 @@ def recolour_instances(frames: np.ndarray, masks: np.ndarray, rng: np.random.Gen
     chosen = [(int(i), d) for i, d in zip(ids, draws) if d[0] < probability]
     if not chosen:
         return frames
+    return _recolour_regions(frames, [[masks[t] == object_id for object_id, _ in chosen] for t in range(len(frames))],
+                             [draw[1:] for _, draw in chosen])
+
+
+def _recolour_regions(frames: np.ndarray, regions: list[list[np.ndarray]], draws: list[np.ndarray]) -> np.ndarray:
+    """A copy of frames (T, H, W, 3) where region k of frame t (`regions[t][k]`, bool (H, W)) has
+    its hue turned by 256 * draws[k][0] (of a full turn of 256) and its saturation and brightness
+    scaled within `RECOLOUR_SATURATION`, `RECOLOUR_BRIGHTNESS` by draws[k][1], draws[k][2] (0..1)."""
     out = frames.copy()
     for t in range(len(frames)):
         hsv = cv2.cvtColor(frames[t], cv2.COLOR_RGB2HSV_FULL)  # hue over 0..255, a full turn
-        changed = np.zeros(masks[t].shape, dtype=bool)
-        for object_id, draw in chosen:
-            pixels = masks[t] == object_id
+        changed = np.zeros(frames.shape[1:3], dtype=bool)
+        for pixels, draw in zip(regions[t], draws):
             region = hsv[pixels].astype(np.float32)  # N, 3
-            region[:, 0] = (region[:, 0] + 256 * draw[1]) % 256
-            region[:, 1] *= RECOLOUR_SATURATION[0] + (RECOLOUR_SATURATION[1] - RECOLOUR_SATURATION[0]) * draw[2]
-            region[:, 2] *= RECOLOUR_BRIGHTNESS[0] + (RECOLOUR_BRIGHTNESS[1] - RECOLOUR_BRIGHTNESS[0]) * draw[3]
+            region[:, 0] = (region[:, 0] + 256 * draw[0]) % 256
+            region[:, 1] *= RECOLOUR_SATURATION[0] + (RECOLOUR_SATURATION[1] - RECOLOUR_SATURATION[0]) * draw[1]
+            region[:, 2] *= RECOLOUR_BRIGHTNESS[0] + (RECOLOUR_BRIGHTNESS[1] - RECOLOUR_BRIGHTNESS[0]) * draw[2]
             hsv[pixels] = np.clip(region, 0, 255).astype(np.uint8)
             changed |= pixels
         if changed.any():  # pixels of other ids go through no HSV round trip
             out[t][changed] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)[changed]
     return out
+
+
+DECOYS = (1, 3)  # blobs a clip with decoys gets (`recolour_decoys`)
+DECOY_AREA = (0.03, 0.15)  # share of the frame each blob covers, before persons are left out
+DECOY_GRID = 7  # a blob is thresholded smooth noise drawn on a grid of about this many cells a side
+
+
+def recolour_decoys(frames: np.ndarray, masks: np.ndarray, rng: np.random.Generator,
+                    probability: float) -> np.ndarray:
+    """frames (T, H, W, 3) uint8 RGB with masks (T, H, W) ids -> with `probability`, a copy where
+    1-3 background blobs are recoloured as `recolour_instances` recolours a person (their own draw
+    each, the same blob and colour in every frame of the clip); else frames as given. A blob is
+    smooth random noise above its (1 - area) quantile, area drawn from `DECOY_AREA`; pixels of any
+    id (persons, void) are left out. Draws the same numbers whatever happens."""
+    height, width = frames.shape[1:3]
+    grid = (max(2, round(DECOY_GRID * height / max(height, width))), max(2, round(DECOY_GRID * width / max(height, width))))
+    chosen = rng.random() < probability
+    count = int(rng.integers(DECOYS[0], DECOYS[1] + 1))
+    noise = rng.standard_normal((DECOYS[1], *grid)).astype(np.float32)
+    areas = rng.uniform(*DECOY_AREA, size=DECOYS[1])
+    draws = rng.random((DECOYS[1], 3))
+    if not chosen:
+        return frames
+    blobs = []
+    for k in range(count):
+        smooth = cv2.resize(noise[k], (width, height), interpolation=cv2.INTER_CUBIC)
+        blobs.append(smooth > np.quantile(smooth, 1.0 - areas[k]))
+    background = masks == 0
+    return _recolour_regions(frames, [[blob & background[t] for blob in blobs] for t in range(len(frames))],
+                             list(draws[:count]))
 
 
 def object_point(mask: np.ndarray, rng: np.random.Generator) -> tuple[float, float] | None:
@@ -185,4 +226,6 @@ def augment_clip(frames: np.ndarray, masks: np.ndarray, rng: np.random.Generator
         out_frames = photometric(out_frames, rng)
     if augment.instance_recolour > 0:
         out_frames = recolour_instances(out_frames, out_masks, rng, augment.instance_recolour)
+    if augment.background_recolour > 0:
+        out_frames = recolour_decoys(out_frames, out_masks, rng, augment.background_recolour)
     return out_frames, out_masks

@@ -159,7 +159,8 @@ class ProposalTask:
     def build_dataset(self) -> Dataset:
         data = self.config.data
         files, videos = training_files(self.config)
-        augment = dataclasses.replace(FRAME_AUGMENT, instance_recolour=data.instance_recolour)
+        augment = dataclasses.replace(FRAME_AUGMENT, instance_recolour=data.instance_recolour,
+                                      background_recolour=data.background_recolour)
         return FrameDataset(files, videos, short_side=data.short_side,
                             cache=_frame_cache(self.config), crop=tuple(data.crop), seed=self.config.train.seed,
                             augment=augment, targets=TargetSpec.from_config(self.config.proposals))
