@@ -172,22 +172,6 @@ def test_recolour_instances_changes_chosen_persons_only() -> None:
     assert a.random() == b.random()
 
 
-def test_augment_clip_recolours_persons_when_asked() -> None:
-    import dataclasses
-
-    frames = np.full((1, 32, 32, 3), 120, np.uint8)
-    frames[..., 0] = 220
-    masks = np.zeros((1, 32, 32), np.uint8)
-    masks[0, 8:24, 8:24] = 1
-    plain, plain_masks = augment_clip(frames, masks, np.random.default_rng(0), NO_AUGMENT, (32, 32))
-    recoloured, recoloured_masks = augment_clip(frames, masks, np.random.default_rng(0),
-                                                dataclasses.replace(NO_AUGMENT, instance_recolour=1.0), (32, 32))
-    assert np.array_equal(plain_masks, recoloured_masks)
-    inside = plain_masks[0] == 1
-    assert np.array_equal(plain[0][~inside], recoloured[0][~inside])
-    assert not np.array_equal(plain[0][inside], recoloured[0][inside])
-
-
 def test_recolour_decoys_recolours_background_blobs_only() -> None:
     from vcseg.data.augment import DECOY_AREA, DECOYS, recolour_decoys
 
@@ -214,7 +198,9 @@ def test_recolour_decoys_recolours_background_blobs_only() -> None:
     assert a.random() == b.random()
 
 
-def test_augment_clip_recolours_background_when_asked() -> None:
+@pytest.mark.parametrize("field, recoloured_inside", [("instance_recolour", True), ("background_recolour", False)])
+def test_augment_clip_recolours_when_asked(field: str, recoloured_inside: bool) -> None:
+    """instance_recolour changes the person's pixels only; background_recolour the background's only."""
     import dataclasses
 
     frames = np.full((1, 64, 64, 3), 120, np.uint8)
@@ -222,9 +208,9 @@ def test_augment_clip_recolours_background_when_asked() -> None:
     masks = np.zeros((1, 64, 64), np.uint8)
     masks[0, 16:48, 16:48] = 1
     plain, plain_masks = augment_clip(frames, masks, np.random.default_rng(0), NO_AUGMENT, (64, 64))
-    decoyed, decoyed_masks = augment_clip(frames, masks, np.random.default_rng(0),
-                                          dataclasses.replace(NO_AUGMENT, background_recolour=1.0), (64, 64))
-    assert np.array_equal(plain_masks, decoyed_masks)
-    inside = plain_masks[0] == 1
-    assert np.array_equal(plain[0][inside], decoyed[0][inside])
-    assert not np.array_equal(plain[0][~inside], decoyed[0][~inside])
+    recoloured, recoloured_masks = augment_clip(frames, masks, np.random.default_rng(0),
+                                                dataclasses.replace(NO_AUGMENT, **{field: 1.0}), (64, 64))
+    assert np.array_equal(plain_masks, recoloured_masks)
+    changed = plain_masks[0] == 1 if recoloured_inside else plain_masks[0] != 1
+    assert np.array_equal(plain[0][~changed], recoloured[0][~changed])
+    assert not np.array_equal(plain[0][changed], recoloured[0][changed])
