@@ -86,8 +86,10 @@ def test_discovery_option_defaults_are_the_library_defaults():
 
     defaults = {param.name: param.default for param in main.commands["predict"].params}
     library = DiscoveryOptions()
-    names = ("key_every", "proposal_size", "max_instances", "correct_iou", "correct_score", "min_score")
+    names = ("key_every", "max_instances", "correct_iou", "correct_score", "min_score")
     assert {name: defaults[name] for name in names} == {name: getattr(library, name) for name in names}
+    # --proposal-size, repeatable: its first value is proposal_size, the rest extra_proposal_sizes
+    assert defaults["proposal_size"] == (library.proposal_size, *library.extra_proposal_sizes)
     assert library.min_track_score == library.min_score  # --min-score sets both
 
 
@@ -104,9 +106,10 @@ def test_discovery_options_reach_the_library(tmp_path, monkeypatch):
     data = make_data(tmp_path / "data")
     result = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),
                                        "--key-every", "3", "--correct-iou", "0.6", "--correct-score", "0.4",
-                                       "--min-score", "0.35"])
+                                       "--min-score", "0.35", "--proposal-size", "192", "--proposal-size", "256"])
     assert result.exit_code == 0, result.output
     discovery = seen["discovery"]
+    assert (discovery.proposal_size, discovery.extra_proposal_sizes) == (192, (256,))
     assert (discovery.key_every, discovery.correct_iou, discovery.correct_score) == (3, 0.6, 0.4)
     assert (discovery.min_score, discovery.min_track_score) == (0.35, 0.35)
     out_of_range = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from vcseg.infer.proposals import (find_centres, group_pixels, pad_to_multiple, postprocess,
+from vcseg.infer.proposals import (Proposal, find_centres, group_pixels, merge_proposals, pad_to_multiple, postprocess,
                                    predict_proposals, to_target_coordinates)
 from vcseg.io.frames import IMAGENET_MEAN_RGB
 from vcseg.model.proposal_targets import make_targets
@@ -212,3 +212,41 @@ def test_predict_proposals_resizes_pads_and_maps_back() -> None:
         assert proposal.mask.shape == (50, 70)
         assert max(iou(proposal.mask, t) for t in truth.values()) > 0.85
     assert proposals[0].score >= proposals[1].score
+
+
+def proposal(mask: np.ndarray, score: float) -> Proposal:
+    return Proposal(mask=mask, score=score, centre=(0.0, 0.0), area=int(mask.sum()))
+
+
+def test_merge_proposals_keeps_each_person_once() -> None:
+    person = rectangle(5, 5, 20, 10)  # 200 pixels
+    shifted = rectangle(5, 7, 20, 10)  # IoU with person 160 / 240 = 0.67: the same person
+    beside = rectangle(5, 11, 20, 10)  # IoU with shifted 120 / 280 = 0.43: another one
+    other = rectangle(30, 40, 10, 10)
+    small_size = [proposal(person, 0.6), proposal(beside, 0.5)]
+    large_size = [proposal(shifted, 0.7), proposal(other, 0.3)]
+    merged = merge_proposals([small_size, large_size])
+    assert [(p.mask is m, p.score) for p, m in zip(merged, (shifted, beside, other))] == \
+        [(True, 0.7), (True, 0.5), (True, 0.3)]
+    # at equal scores the earlier list's proposal is kept; a stricter threshold keeps both
+    tie = merge_proposals([[proposal(person, 0.5)], [proposal(shifted, 0.5)]])
+    assert len(tie) == 1 and tie[0].mask is person
+    assert len(merge_proposals([[proposal(person, 0.5)], [proposal(shifted, 0.5)]], max_iou=0.7)) == 2
+    assert merge_proposals([[], []]) == []
+
+
+def test_network_proposer_merges_its_sizes() -> None:
+    from vcseg.infer.discovery import network_proposer
+
+    frame = np.full((50, 70, 3), 128, np.uint8)
+    frame[5:45, 5:30] = (230, 20, 20)
+    frame[10:40, 40:65] = (20, 20, 230)
+    model = ColourOracle()
+    single = network_proposer(model, 40)(0, frame)
+    both = network_proposer(model, 40, extra_sizes=(64,))(0, frame)
+    # the network ran at short sides 40 (48x64 padded) and 64 (64x96 after 89.6 -> 96 of padding)
+    assert [seen[0] for seen in model.seen] == [(1, 3, 48, 64), (1, 3, 48, 64), (1, 3, 64, 96)]
+    assert len(single) == len(both) == 2  # each square found at both sizes, kept once
+    truth = [rectangle(5, 5, 40, 25, (50, 70)), rectangle(10, 40, 30, 25, (50, 70))]
+    assert sorted(max(range(2), key=lambda k: iou(p.mask, truth[k])) for p in both) == [0, 1]
+    assert all(max(iou(p.mask, t) for t in truth) > 0.8 for p in both)

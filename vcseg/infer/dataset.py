@@ -185,7 +185,7 @@ def predict_dataset(frames_root: str | os.PathLike[str], out: str | os.PathLike[
 
                 def object_sources(video: VideoFiles) -> Discovery:
                     return Discovery(network_proposer(proposal_model, discovery.proposal_size or options.size,
-                                                      dtype), discovery)
+                                                      dtype, discovery.extra_proposal_sizes), discovery)
 
             for video in mine:
                 if video.name not in todo:

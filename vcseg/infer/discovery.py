@@ -48,7 +48,7 @@ from PIL import Image
 from torch import nn
 
 from vcseg.infer.propagate import ObjectUpdate
-from vcseg.infer.proposals import Proposal, predict_proposals
+from vcseg.infer.proposals import Proposal, mask_iou, merge_proposals, predict_proposals
 
 MAX_INSTANCES = 8  # the competition's cap: a video with more ids scores 0
 
@@ -58,11 +58,17 @@ MAX_INSTANCES = 8  # the competition's cap: a video with more ids scores 0
 Proposer = Callable[[int, np.ndarray], list[Proposal]]
 
 
-def network_proposer(model: nn.Module, size: int | None, autocast_dtype: torch.dtype | None = None) -> Proposer:
-    """The proposal network's proposer: `predict_proposals` at short side `size` (None: the frame's)."""
+def network_proposer(model: nn.Module, size: int | None, autocast_dtype: torch.dtype | None = None,
+                     extra_sizes: tuple[int, ...] = ()) -> Proposer:
+    """The proposal network's proposer: `predict_proposals` at short side `size` (None: the frame's)
+    and at each of `extra_sizes`, their proposals merged (`merge_proposals`: each person once)."""
 
     def propose(index: int, frame: np.ndarray) -> list[Proposal]:
-        return predict_proposals(model, frame, size, autocast_dtype=autocast_dtype)
+        found = predict_proposals(model, frame, size, autocast_dtype=autocast_dtype)
+        if not extra_sizes:
+            return found
+        return merge_proposals([found] + [predict_proposals(model, frame, extra, autocast_dtype=autocast_dtype)
+                                          for extra in extra_sizes])
 
     return propose
 
@@ -138,18 +144,15 @@ class DiscoveryOptions:
     max_instances: int = MAX_INSTANCES
     cut_threshold: float = 0.3
     proposal_size: int | None = 160  # short side of the proposal network's input (None: the predict size)
+    extra_proposal_sizes: tuple[int, ...] = ()  # more short sides, their proposals merged (multi-scale)
 
     def __post_init__(self) -> None:
         if self.key_every < 1 or self.max_instances < 1 or self.max_live_tracks < 1 or self.confirm_hits < 1:
             raise ValueError("key_every, max_instances, max_live_tracks and confirm_hits must be at least 1")
         if self.retire_after is not None and self.retire_after < 1:
             raise ValueError(f"retire_after must be at least 1 key frame, or None (got {self.retire_after})")
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boolean masks; 0 when both are empty."""
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
+        if any(size < 16 for size in self.extra_proposal_sizes):
+            raise ValueError(f"extra_proposal_sizes must be short sides of at least 16 (got {self.extra_proposal_sizes})")
 
 
 def thumbnail(frame: np.ndarray, side: int = 32) -> np.ndarray:

@@ -20,7 +20,9 @@ Coordinates: output pixel i covers input pixels s*i .. s*i + s - 1, its centre a
 padding) occupies the top-left (hc, wc) of the input; it is resized to the target (H, W) by the
 same convention: y_target = (y_content + 0.5) * H / hc - 0.5.
 
-`predict_proposals(model, frame, size)` runs the whole chain on one uint8 frame.
+`predict_proposals(model, frame, size)` runs the whole chain on one uint8 frame;
+`merge_proposals` joins the proposals of one frame found at several input sizes (multi-scale
+test), each person once.
 """
 
 from __future__ import annotations
@@ -159,6 +161,28 @@ def postprocess(foreground: torch.Tensor, centre: torch.Tensor, offsets: torch.T
                                   centre=(float(centres[k, 0]), float(centres[k, 1])), area=area))
     proposals.sort(key=lambda proposal: -proposal.score)
     return proposals
+
+
+def merge_proposals(proposal_lists: list[list[Proposal]], max_iou: float = 0.5) -> list[Proposal]:
+    """The proposals of one frame found at several input sizes, as one list, highest score first.
+
+    A proposal whose mask overlaps an already kept, higher-scoring one at IoU above `max_iou` is
+    the same person found twice, and is dropped (mask non-maximum suppression; of equal scores the
+    earlier list's wins). All masks must have the frame's size.
+    """
+    ordered = sorted((proposal for proposals in proposal_lists for proposal in proposals),
+                     key=lambda proposal: -proposal.score)  # a stable sort: earlier lists first at ties
+    kept: list[Proposal] = []
+    for proposal in ordered:
+        if all(mask_iou(proposal.mask, other.mask) <= max_iou for other in kept):
+            kept.append(proposal)
+    return kept
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks; 0 when both are empty."""
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 0.0
 
 
 def pad_to_multiple(frame: np.ndarray, multiple: int = INPUT_MULTIPLE,
