@@ -438,8 +438,8 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
 @click.option("--proposal-size", type=click.IntRange(min=16), multiple=True, default=(160,), show_default=True,
               help="Without --first-masks: short side of the proposal network's input (the default weights' "
                    "network finds real people best at 160; use your proposal network's training scale). "
-                   "Repeat it to look at several sizes, each person kept once (e.g. 160 and 240: more people "
-                   "found, proposals take 3x as long).")
+                   "Repeat it to look at several sizes, each person kept once (the network runs at each; with the "
+                   "default weights 160 and 240 find more people but track fewer well: weights/README.md).")
 @click.option("--max-instances", type=click.IntRange(1, 255), default=8, show_default=True,
               help="Without --first-masks: most persons written per video (the competition allows 8).")
 @click.option("--correct-iou", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
