@@ -181,8 +181,8 @@ def merge_proposals(proposal_lists: list[list[Proposal]], max_iou: float = 0.5) 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two boolean masks; 0 when both are empty."""
-    union = np.count_nonzero(a | b)
-    return np.count_nonzero(a & b) / union if union else 0.0
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
 def pad_to_multiple(frame: np.ndarray, multiple: int = INPUT_MULTIPLE,
