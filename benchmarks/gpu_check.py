@@ -3,7 +3,8 @@
 On a machine with CUDA:
   1. the GPU-relevant tests on the GPU (tests/gpu, tests/model/test_precision.py, test_devices.py);
   2. 2-process torchrun trainings (one process per GPU, or two sharing one GPU over gloo) of the
-     memory network and of the proposal network, in bf16 and in fp16 with channels_last: each is
+     memory network and of the proposal network, in bf16 and in fp16 (the memory network, the one
+     with the option, channels_last in fp16 and in the CPU dry run): each is
      killed (SIGKILL) once its first checkpoint exists and resumed to the end;
   3. a sharded `vcseg predict` under torchrun, then one at 854x480 for frames/s and peak memory.
 It prints steps/s, frames/s, peak GPU memory, and every warning about grad strides, skipped
@@ -31,7 +32,10 @@ import torch
 BUDGET_S = 480
 WARNING = re.compile(r"grad strides|bucket view strides|lr_scheduler\.step\(\)` before `optimizer\.step|"
                      r"skipp|inf checks|GradScaler", re.IGNORECASE)
-BIN = Path(sys.executable).parent
+# The interpreter running this, with `-m`: no console script (vcseg, torchrun) needs to be installed
+# beside it, as on a GPU image whose Python holds torch and the package is only on PYTHONPATH
+VCSEG = [sys.executable, "-m", "vcseg.cli"]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 DEADLINE = time.monotonic() + BUDGET_S
 
 
@@ -49,7 +53,7 @@ def _warnings(text: str) -> list[str]:
 
 
 def _torchrun(*args: str) -> list[str]:
-    return [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2", "-m", "vcseg.cli", *args]
+    return [*TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "vcseg.cli", *args]
 
 
 def _steps_per_s(run: Path, batch_size: int) -> float:
@@ -108,8 +112,9 @@ def train_killed_and_resumed(data: Path, run: Path, task: str, precision: str, c
                 f"train.device={device}", f"{section}.encoder=resnet18"]
     if task == "memory":
         settings += ["model.value_encoder=resnet18", "train.max_skip=[2]", "train.max_skip_at=[0.0]"]
+    channels_last = channels_last and task == "memory"  # the proposal network has no such option
     if channels_last:
-        settings.append(f"{section}.channels_last=true")
+        settings.append("model.channels_last=true")
     config = run.with_suffix(".toml")
     config.write_text("# gpu-check: everything is set with --set\n")
     command = _torchrun("train", "--config", str(config), "--task", task, "--out", str(run),
@@ -143,7 +148,7 @@ def train_killed_and_resumed(data: Path, run: Path, task: str, precision: str, c
 def predict(data: Path, checkpoint: Path, out: Path, device: str, sharded: bool) -> tuple[bool, str]:
     args = ["predict", "--video-dir", str(data / "JPEGImages"), "--first-masks", str(data / "Annotations"),
             "--checkpoint", str(checkpoint), "--out", str(out), "--size", "480", "--device", device]
-    command = _torchrun(*args) if sharded else [str(BIN / "vcseg"), *args]
+    command = _torchrun(*args) if sharded else [*VCSEG, *args]
     done = _run(command)
     if done.returncode != 0:
         return False, f"predict failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
@@ -177,7 +182,7 @@ def main(argv: list[str]) -> int:
         print("gpu-check: no CUDA device visible here; nothing to check (run `make gpu-check` on a GPU machine)")
         return 0
     device, steps = ("cpu", 9) if cpu else ("auto", 36)
-    precisions = [("fp32", False)] if cpu else [("bf16", False), ("fp16", True)]
+    precisions = [("fp32", True)] if cpu else [("bf16", False), ("fp16", True)]
     if not cpu:
         print(f"gpu-check on {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
     results: list[tuple[bool, str]] = []
@@ -193,7 +198,7 @@ def main(argv: list[str]) -> int:
                             + ("" if tests.returncode == 0 else "\n" + tests.stdout[-3000:])))
         data = root / "train-data"
         size = "128x224" if cpu else "240x427"
-        made = _run([str(BIN / "vcseg"), "synth", str(data), "--videos", "4", "--frames", "12", "--size", size,
+        made = _run([*VCSEG, "synth", str(data), "--videos", "4", "--frames", "12", "--size", size,
                      "--people", "1-3", "--seed", "1"])
         if made.returncode != 0:
             print(made.stdout + made.stderr)
@@ -209,7 +214,7 @@ def main(argv: list[str]) -> int:
         if checkpoint.is_file():
             results.append(predict(data, checkpoint, root / "pred-sharded", "cpu" if cpu else "cuda", sharded=True))
             video = root / "video-480"
-            _run([str(BIN / "vcseg"), "synth", str(video), "--videos", "1", "--frames", "8" if cpu else "60",
+            _run([*VCSEG, "synth", str(video), "--videos", "1", "--frames", "8" if cpu else "60",
                   "--size", "480x854", "--people", "2-3", "--seed", "2"])
             results.append(predict(video, checkpoint, root / "pred-480", "cpu" if cpu else "cuda", sharded=False))
     print("\n== gpu-check" + (" (CPU dry run)" if cpu else ""))

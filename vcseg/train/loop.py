@@ -27,6 +27,7 @@ import csv
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -294,7 +295,15 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
     if info.distributed:
         if device.type == "cuda":  # batch statistics over the whole global batch, as on one GPU
             network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        network = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
+        # The gradients are views into DDP's all-reduce buckets from the start, with the parameters'
+        # own strides, and are zeroed in place each step (`set_to_none` would free them): DDP copies
+        # no gradient into its buckets, and no kernel's choice among the equal layouts of a size-1
+        # dimension can differ from a bucket's ("grad strides do not match bucket view strides",
+        # seen on an H200 with the channels-last memory network in fp16).
+        for parameter in parameters:
+            parameter.grad = torch.zeros_like(parameter)
+        network = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None,
+                                          gradient_as_bucket_view=True)
 
     dataset = task.build_dataset()
     sampler = ClipSampler(len(dataset), settings.steps * settings.batch_size,
@@ -346,7 +355,8 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
         for batch in loader:
             data_time = time.perf_counter() - tick
             max_skip = int(batch["info"]["max_skip"].max()) if "max_skip" in batch["info"] else 0
-            optimizer.zero_grad(set_to_none=True)  # the last step's gradients freed before this forward
+            # the last step's gradients freed before this forward (zeroed where they are DDP's buckets)
+            optimizer.zero_grad(set_to_none=not info.distributed)
             loss, parts = task.loss(network, batch, step, device, autocast)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -354,7 +364,11 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
             scaler.step(optimizer)
             scaler.update()
             lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()
+            with warnings.catch_warnings():
+                # fp16: GradScaler skips the optimizer's step on gradients with inf or NaN (the first
+                # steps, while it finds its scale); the schedule follows the step count all the same
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+                scheduler.step()
             step += 1
             synchronize(device)  # the step's time includes the GPU's, not only the queueing
 
