@@ -1,5 +1,6 @@
 """Two processes in a gloo process group on the CPU: a stop request seen by one rank stops both
-after the same step, rank 0 saves every rank's RNG state, and each rank resumes from its own."""
+after the same step, rank 0 saves every rank's RNG state, and each rank resumes from its own; the
+gradients are DDP's bucket views."""
 
 from __future__ import annotations
 
@@ -82,3 +83,46 @@ def test_a_stop_seen_by_one_rank_stops_all_at_the_same_step_and_resumes_exactly(
         assert result["first"] + result["resumed"] == result["straight"]
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert state["train"]["step"] == 4 and len(state["train"]["rng_ranks"]) == WORLD
+
+
+def _watch_gradients(rank: int, tmp: Path, root: Path) -> None:
+    """Train 2 steps, channels-last, recording the gradients every forward starts from."""
+    torch.set_num_threads(1)
+    config = tiny_config(root, "train.steps=2", "train.checkpoint_every=1000", "train.device=cpu",
+                         "train.precision=fp32", "model.channels_last=true")
+    seen = []
+    make_task = loop.make_task
+
+    def watched_task(config):
+        task = make_task(config)
+        loss = task.loss
+
+        def watched_loss(network, *args, **kwargs):
+            grads = [(p.grad, p) for p in network.parameters() if p.requires_grad]
+            seen.append({"defined": all(g is not None for g, _ in grads),
+                         "zero": all(g is not None and not g.any() for g, _ in grads),
+                         "param_strides": all(g is not None and g.stride() == p.stride() for g, p in grads),
+                         "storages": len({g.untyped_storage().data_ptr() for g, _ in grads if g is not None}),
+                         "parameters": len(grads)})
+            return loss(network, *args, **kwargs)
+
+        task.loss = watched_loss
+        return task
+
+    loop.make_task = watched_task
+    _join(rank, tmp, "watch")
+    loop.train(config, tmp / "watch")
+    (tmp / f"watch{rank}.json").write_text(json.dumps(seen))
+
+
+def test_ddp_gradients_are_bucket_views_with_the_parameters_strides(tiny_videos, tmp_path):
+    """Under DDP every step starts from zeroed gradients that are views into DDP's few buckets, each
+    with its parameter's strides (channels-last included): DDP copies no gradient, and no kernel's
+    layout can differ from a bucket's."""
+    mp.spawn(_watch_gradients, args=(tmp_path, tiny_videos), nprocs=WORLD)
+    for rank in range(WORLD):
+        steps = json.loads((tmp_path / f"watch{rank}.json").read_text())
+        assert len(steps) == 2
+        for step in steps:
+            assert step["defined"] and step["zero"] and step["param_strides"]
+            assert step["storages"] < step["parameters"] // 10  # packed into buckets, not one tensor each
