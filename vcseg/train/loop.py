@@ -295,11 +295,11 @@ def _train(config: Config, run_dir: Path, info: DistInfo, resume: bool, stop_aft
     if info.distributed:
         if device.type == "cuda":  # batch statistics over the whole global batch, as on one GPU
             network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        # The gradients are views into DDP's all-reduce buckets from the start, with the parameters'
-        # own strides, and are zeroed in place each step (`set_to_none` would free them): DDP copies
-        # no gradient into its buckets, and no kernel's choice among the equal layouts of a size-1
-        # dimension can differ from a bucket's ("grad strides do not match bucket view strides",
-        # seen on an H200 with the channels-last memory network in fp16).
+        # The gradients are views into DDP's all-reduce buckets from the start (made with their
+        # parameters' strides) and are zeroed in place each step (`set_to_none` would free them):
+        # backward adds each kernel's gradient into its view, whatever layout the kernel chose, and
+        # DDP copies nothing into its buckets. Fresh gradient tensors drew "grad strides do not match
+        # bucket view strides" on an H200 (the channels-last memory network in fp16).
         for parameter in parameters:
             parameter.grad = torch.zeros_like(parameter)
         network = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None,
