@@ -152,28 +152,18 @@ def predict(data: Path, checkpoint: Path, out: Path, device: str, sharded: bool)
     done = _run(command)
     if done.returncode != 0:
         return False, f"predict failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
-    records = []
-    for log in out.glob(".predict_log*.json"):
-        _collect(json.loads(log.read_text()), records)
+    # one log per process (`.predict_log.shard-I-of-N.json` under torchrun): its per-video records,
+    # not its "total", which would count every video twice
+    records = [record for log in out.glob(".predict_log*.json")
+               for record in json.loads(log.read_text())["videos"].values()]
     frames = sum(r["frames"] for r in records)
     seconds = sum(r["seconds"] for r in records)
     peak = max((r.get("peak_memory_bytes", 0) for r in records), default=0)
     kind = "sharded over 2 processes" if sharded else "one process"
-    return True, (f"predict {kind}: {len(records)} video(s), {frames / max(seconds, 1e-9):.1f} frames/s, "
+    rate = "frames/s per process" if sharded else "frames/s"
+    return True, (f"predict {kind}: {len(records)} video(s), {frames / max(seconds, 1e-9):.1f} {rate}, "
                   f"peak memory {peak / 2**20:.0f} MiB" + "".join(f"\n    warning: {w}"
                                                               for w in _warnings(done.stderr)))
-
-
-def _collect(value, records: list) -> None:
-    if isinstance(value, dict):
-        if "frames" in value and "seconds" in value:
-            records.append(value)
-        else:
-            for item in value.values():
-                _collect(item, records)
-    elif isinstance(value, list):
-        for item in value:
-            _collect(item, records)
 
 
 def main(argv: list[str]) -> int:
