@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vcseg.errors import VcsegError
-from vcseg.io.frames import is_frame_file, is_mask_file, sorted_stems
+from vcseg.io.frames import FRAME_SUFFIXES, MASK_SUFFIX, is_frame_file, is_mask_file, sorted_stems
 
 LAYOUTS = ("davis", "youtube-vos", "flat", "sibling")
 FRAMES_DIR, MASKS_DIR = "JPEGImages", "Annotations"
@@ -74,10 +74,24 @@ def _video_dirs(folder: Path) -> list[Path]:
                   key=lambda p: p.name)
 
 
-def _files(folder: Path | None, keep) -> dict[str, Path]:
-    if folder is None or not folder.is_dir():
+def _files(folder: Path | None, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """The files of `folder` (none if it is not a folder) whose lower-case suffix is one of
+    `suffixes`, hidden ones left out, by stem in frame order.
+
+    The directory listing itself tells which entries are files (`os.scandir`; only a symbolic
+    link is followed with a stat), where `Path.is_file` on each entry cost a stat per file."""
+    if folder is None:
         return {}
-    by_stem = {p.stem: p for p in folder.iterdir() if keep(p)}
+    try:
+        entries = os.scandir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    by_stem = {}
+    with entries:
+        for entry in entries:
+            stem, suffix = os.path.splitext(entry.name)
+            if suffix.lower() in suffixes and not entry.name.startswith(".") and entry.is_file():
+                by_stem[stem] = folder / entry.name
     return {stem: by_stem[stem] for stem in sorted_stems(by_stem)}
 
 
@@ -155,8 +169,8 @@ def find_dataset(root: str | os.PathLike[str], layout: str | None = None,
     if masks_folder is not None and masks_folder != frames_root:
         names |= {d.name for d in _video_dirs(masks_folder)}
     videos = [VideoFiles(name=name,
-                         frames=_files(frames_root / name, is_frame_file),
-                         masks=_files(masks_folder / name if masks_folder else None, is_mask_file))
+                         frames=_files(frames_root / name, FRAME_SUFFIXES),
+                         masks=_files(masks_folder / name if masks_folder else None, (MASK_SUFFIX,)))
               for name in sorted(names)]
     return DatasetFiles(root=root, layout=layout, frames_root=frames_root,
                         masks_root=masks_folder, videos=videos)
@@ -172,4 +186,4 @@ def find_mask_videos(root: str | os.PathLike[str]) -> dict[str, dict[str, Path]]
         raise VcsegError(f"{root}: not a directory; give the folder holding <video>/<frame>.png")
     if (root / MASKS_DIR).is_dir():
         root = _resolve_resolution(root / MASKS_DIR, None)
-    return {d.name: _files(d, is_mask_file) for d in _video_dirs(root)}
+    return {d.name: _files(d, (MASK_SUFFIX,)) for d in _video_dirs(root)}
