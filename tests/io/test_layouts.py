@@ -60,3 +60,25 @@ def test_no_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(VcsegError, match="unknown layout"):
         make_video(tmp_path, "v", person_masks(1))
         find_dataset(tmp_path, layout="coco")
+
+
+def test_which_entries_count_as_frames_and_masks(tmp_path):
+    """Frames and masks are files by suffix, any case, a symbolic link to one included; a hidden
+    file, a folder named like a frame, a dangling link and other suffixes are not; natural order."""
+    frames, masks = tmp_path / "JPEGImages" / "v", tmp_path / "Annotations" / "v"
+    mask = person_masks(1)[0]
+    for stem in ("frame2", "frame10"):
+        write_frame(frames / f"{stem}.jpg", *mask.shape)
+    write_frame(tmp_path / "elsewhere.jpg", *mask.shape)
+    (frames / "frame3.JPG").symlink_to(tmp_path / "elsewhere.jpg")
+    write_frame(frames / ".frame1.jpg", *mask.shape)
+    (frames / "frame4.jpg").mkdir()
+    (frames / "frame5.jpg").symlink_to(tmp_path / "missing.jpg")
+    (frames / "notes.txt").write_text("not a frame")
+    write_mask(masks / "frame2.png", mask)
+    (masks / "frame2.jpg").write_bytes(b"")  # a mask folder's JPEG is no mask
+    video = find_dataset(tmp_path).video("v")
+    assert list(video.frames) == ["frame2", "frame3", "frame10"]
+    assert video.frames["frame3"] == frames / "frame3.JPG"
+    assert list(video.masks) == ["frame2"]
+    assert find_mask_videos(tmp_path) == {"v": {"frame2": masks / "frame2.png"}}
