@@ -164,3 +164,16 @@ def test_damaged_pixel_data_is_named(tmp_path):
     (tmp_path / "d.png").write_bytes(bytes(data))
     with pytest.raises(VcsegError, match=r"d\.png: cannot read mask"):
         read_mask(tmp_path / "d.png")
+
+
+def test_id_counts_are_each_values_pixels():
+    from vcseg.io.masks import id_counts
+
+    ids = np.array([[0, 0, 3], [255, 3, 3]], dtype=np.uint8)
+    expected = np.zeros(256, dtype=np.int64)
+    expected[[0, 3, 255]] = [2, 3, 1]
+    for array in (ids, ids[:, ::2], ids.astype(np.int64), ids.ravel()):
+        counts = id_counts(array)
+        assert counts.dtype == np.int64
+        assert counts.tolist() == np.bincount(np.asarray(array).ravel(), minlength=256).tolist()
+    assert id_counts(ids).tolist() == expected.tolist()

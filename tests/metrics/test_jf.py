@@ -68,6 +68,19 @@ def test_dilate_disk_matches_scipy(radius):
     assert (dilate_disk(mask, radius) == expected).all()
 
 
+@pytest.mark.parametrize("radius", [1, 4, 8, 13])
+def test_dilate_disk_matches_scipy_on_any_shape_and_density(radius):
+    """Arrays smaller than the disk, thin strips, dense masks and a strided view, against scipy's
+    binary dilation with the same footprint (pixels outside the array are 0 for both)."""
+    rng = np.random.default_rng(10 + radius)
+    for shape, density in (((1, 1), 1.0), ((3, 40), 0.1), ((60, 5), 0.1), ((37, 29), 0.5), ((80, 90), 0.002)):
+        mask = rng.random(shape) < density
+        expected = binary_dilation(mask, structure=reference_disk(radius))
+        assert (dilate_disk(mask, radius) == expected).all(), shape
+    wide = rng.random((40, 80)) < 0.02
+    assert (dilate_disk(wide[::2, 1::3], radius) == binary_dilation(wide[::2, 1::3], structure=reference_disk(radius))).all()
+
+
 def test_f_special_cases():
     assert f_from_counts(0, 5, 0, 0) == 0.0  # only GT has a boundary: P=1, R=0
     assert f_from_counts(5, 0, 0, 0) == 0.0  # only the prediction: P=0, R=1

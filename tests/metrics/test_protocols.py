@@ -264,3 +264,21 @@ def test_frame_pair_j_equals_each_pairs_own_j():
             for g, gt_id in enumerate(gt_ids):
                 mask = np.zeros_like(pred, dtype=bool) if pred_id == EMPTY else pred == pred_id
                 assert table[p, g] == pytest.approx(reference_j(mask, gt == gt_id), abs=1e-12), (pred_id, gt_id)
+
+
+def test_frame_counts_are_every_pairs_pixels_whatever_the_ids():
+    """FrameCounts against counting each (pred, gt) pair directly: small ids (one byte per pair),
+    ids of 16 and over (16-bit codes), 255, a strided view and int32 maps."""
+    from vcseg.metrics.protocols import FrameCounts
+
+    rng = np.random.default_rng(5)
+    cases = [([0, 1, 2, 15], [0, 1, 3, 15]), ([0, 1, 16, 200], [0, 2, 255]), ([0, 3], [0, 17])]
+    for pred_values, gt_values in cases:
+        pred = rng.choice(pred_values, (40, 60)).astype(np.uint8)
+        gt = rng.choice(gt_values, (40, 60)).astype(np.uint8)
+        for p, g in ((pred, gt), (pred[::2, 1::3], gt[::2, 1::3]), (pred.astype(np.int32), gt.astype(np.int32))):
+            counts = FrameCounts.of(p, g)
+            expected = {pv * 256 + gv: int(((p == pv) & (g == gv)).sum())
+                        for pv in pred_values for gv in gt_values if ((p == pv) & (g == gv)).any()}
+            assert counts.codes.tolist() == sorted(expected)
+            assert counts.counts.tolist() == [expected[code] for code in sorted(expected)]

@@ -29,7 +29,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from PIL import Image
 
 from vcseg import __version__
 from vcseg.errors import VcsegError
@@ -42,7 +41,7 @@ from vcseg.infer.propagate import GivenMasks, ObjectSource, VideoStats, propagat
 from vcseg.io.atomic import write_json_atomic
 from vcseg.io.frames import read_frame
 from vcseg.io.layouts import VideoFiles, find_dataset, find_mask_videos
-from vcseg.io.masks import read_mask, write_mask
+from vcseg.io.masks import id_counts, read_mask, write_mask
 from vcseg.io.outputs import check_writable_dir
 from vcseg.io.prefetch import WriterPool, prefetch
 from vcseg.io.predict_files import predict_log_name
@@ -328,8 +327,7 @@ def _write_mask(path: Path, ids: np.ndarray, ids_present: bool) -> np.ndarray | 
     write_mask(path, ids)
     if not ids_present:
         return None
-    counts = Image.fromarray(np.asarray(ids, dtype=np.uint8)).histogram()  # 4x faster than np.bincount
-    return np.flatnonzero(counts)
+    return np.flatnonzero(id_counts(np.asarray(ids, dtype=np.uint8)))
 
 
 def _needs_relabel(mapping: dict[int, int], present: Iterable[int]) -> bool:
