@@ -9,7 +9,10 @@ CliRunner with its default --workers (one process per core, at most one per vide
 says how many), into an --out holding the previous run's files (so it checks and replaces them).
 Target (the issue "See the results"): viz at most 1.5x the baseline. Both are medians of REPEATS
 runs in this process after a warm-up run each, imports already warm; the runs alternate (write,
-viz, write, viz, ...), so that both meet the same machine when others share it.
+viz, write, viz, ...), so that both meet the same machine when others share it. Each run starts
+after `os.sync()` (untimed), so that neither pays for writing back the other's files: without it
+the kernel flushed one run's dirty pages during the next, and the baseline moved between 0.20 and
+0.38 s from run to run (ratios from 1.05 to 1.8 on one afternoon); with it, 0.22-0.23 s.
 
 "This process" is a fresh interpreter that `main` starts for `measure`, as `vcseg viz` runs in
 one: `make bench` runs the benchmarks in one process, and once another benchmark has loaded torch
@@ -100,8 +103,11 @@ def measure() -> None:
         viz()
         write_times, viz_times, sequential_times = [], [], []
         for _ in range(REPEATS):
+            os.sync()
             write_times.append(median_seconds(write, 1, warmup=False))
+            os.sync()
             viz_times.append(median_seconds(viz, 1, warmup=False))
+            os.sync()
             sequential_times.append(median_seconds(lambda: _write_all_sequentially(predictions, preds), 1,
                                                    warmup=False))
         write_s, viz_s = statistics.median(write_times), statistics.median(viz_times)
