@@ -61,6 +61,12 @@ def _predictions(gt_root: Path) -> dict[str, dict[str, np.ndarray]]:
     return predictions
 
 
+def _sync() -> None:
+    """Write every dirty page back (untimed), so that the next timed run does not pay for the last
+    run's files; a no-op where the platform has no sync (Windows)."""
+    getattr(os, "sync", lambda: None)()
+
+
 def _write_all(predictions: dict[str, dict[str, np.ndarray]], root: Path) -> None:
     """As `vcseg predict` writes them: on its writer pool, one pool per video."""
     for video, masks in predictions.items():
@@ -103,11 +109,11 @@ def measure() -> None:
         viz()
         write_times, viz_times, sequential_times = [], [], []
         for _ in range(REPEATS):
-            os.sync()
+            _sync()
             write_times.append(median_seconds(write, 1, warmup=False))
-            os.sync()
+            _sync()
             viz_times.append(median_seconds(viz, 1, warmup=False))
-            os.sync()
+            _sync()
             sequential_times.append(median_seconds(lambda: _write_all_sequentially(predictions, preds), 1,
                                                    warmup=False))
         write_s, viz_s = statistics.median(write_times), statistics.median(viz_times)
