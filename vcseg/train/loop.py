@@ -24,6 +24,7 @@ run's length (learning rate, frame skip, bootstrapping) follow the new length.
 from __future__ import annotations
 
 import csv
+import gc
 import os
 import signal
 import time
@@ -236,6 +237,11 @@ def train(config: Config | None, run_dir: str | os.PathLike[str], *, resume: boo
             with deterministic_algorithms(config.train.deterministic):
                 return _train(config, run_dir, info, resume, stop_after, on_step, validate)
     finally:
+        # DDP's wrapper sits in reference cycles: collected now, while the process group and the
+        # interpreter are alive, rather than at exit, where gloo's threads finalising its tensors
+        # can abort the process (seen once: "terminate called without an active exception" on a
+        # rank after its run had finished)
+        gc.collect()
         teardown_distributed()
 
 
