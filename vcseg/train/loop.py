@@ -239,8 +239,8 @@ def train(config: Config | None, run_dir: str | os.PathLike[str], *, resume: boo
     finally:
         # DDP's wrapper sits in reference cycles: collected now, while the process group and the
         # interpreter are alive, rather than at exit, where gloo's threads finalising its tensors
-        # can abort the process (seen once: "terminate called without an active exception" on a
-        # rank after its run had finished)
+        # can abort the process (a likely cause of a rank aborted once in the tests with "terminate
+        # called without an active exception" and no Python error; not reproduced since)
         gc.collect()
         teardown_distributed()
 
