@@ -55,11 +55,10 @@ def object_boundary(mask: np.ndarray, radius: int) -> ObjectBoundary:
 
     Same result as `boundary_map` / `dilate_disk` on the full frame.
     """
-    rows_any, cols_any = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows_any.size == 0:
+    bbox = bounding_box(mask)
+    if bbox is None:
         return EMPTY_BOUNDARY
-    window = _window((slice(rows_any[0], rows_any[-1] + 1), slice(cols_any[0], cols_any[-1] + 1)),
-                     mask.shape)
+    window = _window(bbox, mask.shape)
     return _boundary_of_window(np.asarray(mask[window], dtype=bool), window, mask.shape, radius)
 
 
@@ -93,7 +92,7 @@ def frame_boundaries(ids: np.ndarray, object_ids: list[int], radius: int) -> dic
     wanted = [i for i in object_ids if i > 0]
     if not wanted:
         return {}
-    occupied = _occupied(ids)
+    occupied = bounding_box(ids)
     if occupied is None:
         return {object_id: EMPTY_BOUNDARY for object_id in wanted}
     # one pass finds every id's bbox, over the rows and columns that hold any id (persons cover
@@ -112,13 +111,21 @@ def frame_boundaries(ids: np.ndarray, object_ids: list[int], radius: int) -> dic
     return out
 
 
-def _occupied(ids: np.ndarray) -> tuple[slice, slice] | None:
-    """The rows and columns of `ids` that hold every non-zero pixel (None: none)."""
-    if ids.dtype == np.uint8 and ids.ndim == 2 and ids.size:
-        left, top, width, height = cv2.boundingRect(ids)  # one SIMD scan of a byte map
-        return (slice(top, top + height), slice(left, left + width)) if width else None
-    rows, cols = np.flatnonzero(ids.any(axis=1)), np.flatnonzero(ids.any(axis=0))
-    return (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if rows.size else None
+def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
+    """Rows and columns holding every True pixel of `mask`, widened by `margin` (None: no pixel)."""
+    if mask.dtype in (np.uint8, np.bool_) and mask.ndim == 2 and mask.size:
+        # OpenCV scans the non-zero pixels of a byte map in one pass, twice as fast as two `any`
+        left, top, width, height = cv2.boundingRect(mask.view(np.uint8))
+        if width == 0:
+            return None
+        rows, cols = (top, top + height - 1), (left, left + width - 1)
+    else:
+        row_on, col_on = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if row_on.size == 0:
+            return None
+        rows, cols = (int(row_on[0]), int(row_on[-1])), (int(col_on[0]), int(col_on[-1]))
+    return (slice(max(rows[0] - margin, 0), rows[1] + 1 + margin),
+            slice(max(cols[0] - margin, 0), cols[1] + 1 + margin))
 
 
 def pair_f(pred: ObjectBoundary, gt: ObjectBoundary) -> float:

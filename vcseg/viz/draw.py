@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from vcseg.io.masks import davis_palette
+from vcseg.metrics.boundaries import bounding_box
 
 PALETTE = davis_palette()  # (256, 3)
 #: Share of the id colour in a filled pixel: 0.5, computed as (frame >> 1) + (colour >> 1).
@@ -72,23 +73,6 @@ def centroids(ids: np.ndarray, step: int = 1) -> dict[int, tuple[int, int]]:
     return {object_id: (int(round(row_sums[object_id] / counts[object_id] * step)),
                         int(round(col_sums[object_id] / counts[object_id] * step)))
             for object_id in np.flatnonzero(counts).tolist()}
-
-
-def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
-    """Rows and columns holding every True pixel of `mask`, widened by `margin` (None: no pixel)."""
-    if mask.dtype in (np.uint8, np.bool_) and mask.ndim == 2 and mask.size:
-        # OpenCV scans the non-zero pixels of a byte map in one pass, twice as fast as two `any`
-        left, top, width, height = cv2.boundingRect(mask.view(np.uint8))
-        if width == 0:
-            return None
-        rows, cols = (top, top + height - 1), (left, left + width - 1)
-    else:
-        row_on, col_on = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        if row_on.size == 0:
-            return None
-        rows, cols = (int(row_on[0]), int(row_on[-1])), (int(col_on[0]), int(col_on[-1]))
-    return (slice(max(rows[0] - margin, 0), rows[1] + 1 + margin),
-            slice(max(cols[0] - margin, 0), cols[1] + 1 + margin))
 
 
 @functools.lru_cache(maxsize=1)
