@@ -28,12 +28,18 @@ def sorted_stems(stems: Iterable[str]) -> list[str]:
     return sorted(stems, key=frame_sort_key)
 
 
+def has_suffix(name: str, suffixes: tuple[str, ...]) -> bool:
+    """Whether a file name ends in one of `suffixes` (lower case; the name's in any case) and is
+    not hidden: the rule for frames and masks, before asking whether the entry is a file."""
+    return os.path.splitext(name)[1].lower() in suffixes and not name.startswith(".")
+
+
 def is_frame_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in FRAME_SUFFIXES and not path.name.startswith(".")
+    return has_suffix(path.name, FRAME_SUFFIXES) and path.is_file()
 
 
 def is_mask_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() == MASK_SUFFIX and not path.name.startswith(".")
+    return has_suffix(path.name, (MASK_SUFFIX,)) and path.is_file()
 
 
 def read_frame(path: str | os.PathLike[str]) -> np.ndarray:

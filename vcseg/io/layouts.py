@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vcseg.errors import VcsegError
-from vcseg.io.frames import FRAME_SUFFIXES, MASK_SUFFIX, is_frame_file, is_mask_file, sorted_stems
+from vcseg.io.frames import FRAME_SUFFIXES, MASK_SUFFIX, has_suffix, is_frame_file, is_mask_file, sorted_stems
 
 LAYOUTS = ("davis", "youtube-vos", "flat", "sibling")
 FRAMES_DIR, MASKS_DIR = "JPEGImages", "Annotations"
@@ -89,9 +89,8 @@ def _files(folder: Path | None, suffixes: tuple[str, ...]) -> dict[str, Path]:
     by_stem = {}
     with entries:
         for entry in entries:
-            stem, suffix = os.path.splitext(entry.name)
-            if suffix.lower() in suffixes and not entry.name.startswith(".") and entry.is_file():
-                by_stem[stem] = folder / entry.name
+            if has_suffix(entry.name, suffixes) and entry.is_file():
+                by_stem[os.path.splitext(entry.name)[0]] = folder / entry.name
     return {stem: by_stem[stem] for stem in sorted_stems(by_stem)}
 
 
