@@ -13,8 +13,9 @@ def test_gpu_check_without_cuda_says_so_in_one_line_and_succeeds(monkeypatch, ca
 
 
 def test_predict_rates_come_from_each_logs_videos_not_its_total(monkeypatch, tmp_path):
-    """Two shards' logs, three videos: the rate is their frames over their seconds, each log's
-    "total" left out (it once counted as one more video)."""
+    """Two shards' logs, three videos: the rates are frames over seconds of the videos' records, each
+    log's "total" left out (it once counted as one more video), each process's first video (which
+    pays for the warm-up) apart from the rest: (30 + 20) / (2 + 2) and 10 / 1."""
     import json
     import subprocess
 
@@ -27,4 +28,18 @@ def test_predict_rates_come_from_each_logs_videos_not_its_total(monkeypatch, tmp
         (tmp_path / name).write_text(json.dumps({"videos": records, "total": total}))
     ok, line = gpu_check.predict(tmp_path, tmp_path / "last.pt", tmp_path, "cpu", sharded=True)
     assert ok
-    assert line == "predict sharded over 2 processes: 3 video(s), 12.0 frames/s per process, peak memory 300 MiB"
+    assert line == ("predict sharded over 2 processes: 3 video(s), 12.5 frames/s per process on each one's first "
+                    "video, 10.0 on the others, peak memory 300 MiB")
+
+
+def test_predict_rate_of_one_video_per_process_says_it_holds_the_warm_up(monkeypatch, tmp_path):
+    import json
+    import subprocess
+
+    monkeypatch.setattr(gpu_check, "_run", lambda args: subprocess.CompletedProcess(args, 0, "", ""))
+    records = {"a": {"frames": 60, "seconds": 4.0, "peak_memory_bytes": 577 << 20}}
+    (tmp_path / ".predict_log.json").write_text(json.dumps({"videos": records, "total": {}}))
+    ok, line = gpu_check.predict(tmp_path, tmp_path / "last.pt", tmp_path, "cuda", sharded=False)
+    assert ok
+    assert line == ("predict one process: 1 video(s), 15.0 frames/s (one video per process: warm-up included), "
+                    "peak memory 577 MiB")
