@@ -428,6 +428,9 @@ def train_command(config_path: Path | None, run_dir: Path, overrides: tuple[str,
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True, help="auto: bf16 autocast on CUDA GPUs and CPUs with native bf16, fp32 otherwise.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
+@click.option("--cuda-graphs/--no-cuda-graphs", default=True, show_default=True,
+              help="On a CUDA device, replay each frame's query encoding from a CUDA graph: the same masks, "
+                   "fewer kernel launches (prediction on a GPU waits on them; see the README).")
 @click.option("--shard", default=None, metavar="I/N",
               help="Predict the I-th of N shares of the videos  [default: torchrun's RANK/WORLD_SIZE, else all]")
 @click.option("--proposals", "proposals", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -465,7 +468,8 @@ def predict_command(frames_root: Path, out: Path, first_masks_root: Path | None,
                     size: int, mem_every: int, mem_size: int, top_k: int | None, scales: str, flip: bool,
                     precision: str, device: str, shard: str | None, proposals: Path | None, key_every: int,
                     proposal_size: tuple[int, ...], max_instances: int, correct_iou: float, correct_score: float,
-                    min_score: float, resume: str, overwrite: bool, upsample: bool, previous_in_memory: bool) -> None:
+                    min_score: float, resume: str, overwrite: bool, upsample: bool, previous_in_memory: bool,
+                    cuda_graphs: bool) -> None:
     """Segment every person of every video: propagate given masks (--first-masks, semi-supervised),
     or find the people with the proposal network on key frames and track them (at most 8 ids).
 
@@ -487,7 +491,7 @@ def predict_command(frames_root: Path, out: Path, first_masks_root: Path | None,
 
         options = PredictOptions(size=size, mem_every=mem_every, mem_size=mem_size, top_k=top_k,
                                  scales=parse_scales(scales), flip=flip, precision=precision, device=device,
-                                 upsample=upsample, previous_in_memory=previous_in_memory)
+                                 upsample=upsample, previous_in_memory=previous_in_memory, cuda_graphs=cuda_graphs)
         with RichPredictProgress(console) as progress:
             summary = predict_dataset(frames_root, out, list(checkpoints), first_masks_root, options,
                                       shard=shard_of, progress=progress, proposals=proposals,

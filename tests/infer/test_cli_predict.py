@@ -115,3 +115,21 @@ def test_discovery_options_reach_the_library(tmp_path, monkeypatch):
     out_of_range = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"),
                                              "--correct-iou", "1.5"])
     assert out_of_range.exit_code == 2 and "--correct-iou" in out_of_range.output
+
+
+def test_cuda_graphs_option_reaches_the_library(tmp_path, monkeypatch):
+    from vcseg.infer import dataset as dataset_module
+    from vcseg.infer.options import PredictOptions
+
+    seen = []
+
+    def fake_predict(frames_root, out, checkpoints, first_masks_root, options, **kwargs):
+        seen.append(options.cuda_graphs)
+        return dataset_module.PredictSummary(out=out)
+
+    monkeypatch.setattr(dataset_module, "predict_dataset", fake_predict)
+    data = make_data(tmp_path / "data")
+    for flag in ([], ["--no-cuda-graphs"]):
+        result = CliRunner().invoke(main, ["predict", "--video-dir", str(data), "--out", str(tmp_path / "pred"), *flag])
+        assert result.exit_code == 0, result.output
+    assert seen == [PredictOptions().cuda_graphs, False] and seen[0] is True

@@ -158,7 +158,7 @@ def predict_dataset(frames_root: str | os.PathLike[str], out: str | os.PathLike[
         started = time.perf_counter()
         with inference_models(checkpoints, options) as (models, device, dtype):
             run = {"vcseg": __version__, "mode": mode, "checkpoints": [_model_digest(c) for c in checkpoints],
-                   "options": {**asdict(options), "device": device.type, "autocast": str(dtype)}}
+                   "options": {**_changing_masks(options), "device": device.type, "autocast": str(dtype)}}
             if mode == "discovery":
                 run["discovery"] = asdict(discovery)
                 run["proposals"] = proposal_digest
@@ -204,6 +204,11 @@ def predict_dataset(frames_root: str | os.PathLike[str], out: str | os.PathLike[
                     progress.video_done(video.name, skipped=False)
         summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _changing_masks(options: PredictOptions) -> dict[str, Any]:
+    """The options that decide the masks (a run's fingerprint): all but how fast they come."""
+    return {name: value for name, value in asdict(options).items() if name != "cuda_graphs"}
 
 
 def _model_digest(source: ModelSource) -> str:
@@ -357,7 +362,8 @@ def _merge_log(path: Path, video: str, record: dict[str, Any], options: PredictO
         if not isinstance(log, dict) or not isinstance(log.get("videos"), dict):
             log = {"videos": {}}
     record = {**record, "models": models, "size": options.size, "scales": list(options.scales),
-              "flip": options.flip, "precision": options.precision}
+              "flip": options.flip, "precision": options.precision,
+              "cuda_graphs": options.cuda_graphs and str(record.get("device", "")).startswith("cuda")}
     log["videos"][video] = record
     videos = log["videos"].values()
     frames = sum(v.get("frames", 0) for v in videos)

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 import torch
 
 from vcseg.errors import VcsegError
+from vcseg.infer.graphs import KeyEncoder
 from vcseg.infer.memory import PERMANENT, TEMPORARY, WORKING, MemoryBank
 from vcseg.infer.objects import ObjectManager, impose_masks
 from vcseg.model.network import MemoryNetwork, QueryFeatures
@@ -36,10 +37,13 @@ class InferenceEngine:
 
     def __init__(self, model: MemoryNetwork, mem_every: int = 5, working_size: int = 8,
                  top_k: int | None = None, max_objects: int | None = None,
-                 previous_in_memory: bool = True) -> None:
+                 previous_in_memory: bool = True, encode_key: KeyEncoder | None = None) -> None:
+        """encode_key: what encodes a frame's key and features, `model.encode_key` by default (on a
+        GPU prediction passes its CUDA-graphed twin, `vcseg.infer.graphs`)."""
         if mem_every < 1:
             raise ValueError(f"mem_every must be at least 1 (got {mem_every})")
         self.model = model
+        self.encode_key = encode_key or model.encode_key
         self.mem_every = mem_every
         self.top_k = top_k  # None: the model's own config.top_k
         self.max_objects = model.config.max_objects if max_objects is None else max_objects
@@ -91,7 +95,7 @@ class InferenceEngine:
         self._key = self._features = None
         if not len(self.objects):
             return torch.ones(1, *frame.shape[-2:], device=frame.device)
-        self._key, self._features = self.model.encode_key(frame)
+        self._key, self._features = self.encode_key(frame)
         readout = self._read(self._key)  # 1, K, Cv, h, w
         _, probs = self.model.segment(readout, self._features, self._prev_masks)
         return probs[0]
@@ -130,7 +134,7 @@ class InferenceEngine:
         if kind != TEMPORARY:
             self._last_memory_frame = self.frame_index
         if key is None:  # the first objects start at this frame: the key was not needed before
-            key, features = self.model.encode_key(frame)
+            key, features = self.encode_key(frame)
         values = self.model.encode_value(frame, features, masks)[0]  # K, Cv, h, w
         self.memory.add(self.frame_index, kind, key[0], values, self.objects.ids, introduced=started)
 

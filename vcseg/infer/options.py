@@ -33,6 +33,9 @@ class PredictOptions:
         ran about 1.4x the frames/s but scored J&F 0.646 against 0.756: the weights lean on the
         previous frame's value, so STM stays the default
         (`python -m benchmarks.run predict`).
+    cuda_graphs: on a CUDA device, replay each frame's key encoding from a CUDA graph
+        (`vcseg.infer.graphs`): the same values in fewer launches. Not part of a run's fingerprint,
+        since it changes no mask.
     """
 
     size: int = 480
@@ -46,6 +49,7 @@ class PredictOptions:
     max_objects: int | None = None
     previous_in_memory: bool = True
     upsample: bool = False
+    cuda_graphs: bool = True
 
     def __post_init__(self) -> None:
         if self.size < 16:

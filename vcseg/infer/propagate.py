@@ -26,6 +26,7 @@ import torch
 
 from vcseg.errors import VcsegError
 from vcseg.infer.engine import InferenceEngine
+from vcseg.infer.graphs import graphed_key_encoder
 from vcseg.infer.geometry import Geometry, from_network, plan_geometry, to_network
 from vcseg.infer.models import ModelSource, inference_models
 from vcseg.infer.objects import impose_masks
@@ -107,7 +108,8 @@ def propagate(models: Sequence[MemoryNetwork], frames: Iterable[np.ndarray], obj
     does both); dtype is the autocast dtype (None: fp32).
     """
     members = [_Member(InferenceEngine(model, options.mem_every, options.mem_size, options.top_k,
-                                       options.max_objects, options.previous_in_memory), scale, flipped)
+                                       options.max_objects, options.previous_in_memory,
+                                       encode_key=graphed_key_encoder(model, options.cuda_graphs)), scale, flipped)
                for model in models for scale, flipped in options.augmentations]
     max_objects = min(member.engine.max_objects for member in members)
     for member in members:
