@@ -59,6 +59,8 @@ def test_graphed_key_encoder_gives_the_models_values(precision):
     model = MemoryNetwork(TINY).cuda().for_prediction()
     encoder = graphed_key_encoder(model)
     assert isinstance(encoder, GraphedKeyEncoder) and graphed_key_encoder(model) is encoder
+    trainable = MemoryNetwork(TINY).cuda()  # not prepared for prediction: its weights may move, no graphs
+    assert graphed_key_encoder(trainable) == trainable.encode_key
     frames = [torch.rand(1, 3, h, w, device="cuda") for h, w in ((64, 96), (64, 96), (96, 64), (64, 96))]
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     with torch.inference_mode(), torch.autocast("cuda", dtype=dtype, enabled=precision == "bf16"):

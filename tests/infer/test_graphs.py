@@ -18,7 +18,10 @@ from vcseg.infer.options import PredictOptions
 def test_off_cuda_the_models_own_encode_key_is_used():
     model = tiny_model()
     assert graphed_key_encoder(model) == model.encode_key  # the bound method itself: nothing wrapped
-    assert graphed_key_encoder(model, enabled=False) == model.encode_key
+    prepared = tiny_model().for_prediction()
+    assert prepared.prepared_for_prediction and not model.prepared_for_prediction
+    assert graphed_key_encoder(prepared) == prepared.encode_key  # prepared, but on the CPU
+    assert graphed_key_encoder(prepared, enabled=False) == prepared.encode_key
 
 
 def test_a_graphed_encoder_runs_the_model_outside_inference_mode_and_off_cuda():

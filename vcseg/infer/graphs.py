@@ -11,8 +11,10 @@ shapes frame after frame, which is what a CUDA graph replays in one launch.
 One graph per input signature (shape, dtype, device, autocast setting), captured the first time
 it is met, after warm-up passes, and replayed after: the frame is copied into the graph's input
 and its outputs are copied out, since a replay rewrites the same memory and a frame's key lives
-on in the memory bank. Graphs are used only under `torch.inference_mode` (prediction); anything
-else, training included, runs the model's own `encode_key`.
+on in the memory bank. A graph reads the weights where they were at capture, so only a model
+prediction prepared for itself (`MemoryNetwork.for_prediction`: every checkpoint it loads, never
+trained again) gets graphs, and only under `torch.inference_mode`; a model handed over in memory
+(validation during training) runs its own `encode_key`.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ _ENCODERS: weakref.WeakKeyDictionary[MemoryNetwork, GraphedKeyEncoder] = weakref
 
 
 def graphed_key_encoder(model: MemoryNetwork, enabled: bool = True) -> KeyEncoder:
-    """`model.encode_key`, replayed from CUDA graphs when `enabled` and the model is on a CUDA device."""
-    if not enabled or next(model.parameters()).device.type != "cuda":
+    """`model.encode_key`, replayed from CUDA graphs when `enabled`, the model prepared for prediction
+    and on a CUDA device."""
+    if not (enabled and model.prepared_for_prediction and next(model.parameters()).device.type == "cuda"):
         return model.encode_key
     encoder = _ENCODERS.get(model)
     if encoder is None:
@@ -56,8 +59,15 @@ class GraphedKeyEncoder:
     """`model.encode_key` on CUDA, each input signature captured once and replayed after."""
 
     def __init__(self, model: MemoryNetwork) -> None:
-        self.model = model
+        self._model = weakref.ref(model)  # not a strong one: the cache entry keyed by the model must let it go
         self.graphs: OrderedDict[tuple, _Graph] = OrderedDict()
+
+    @property
+    def model(self) -> MemoryNetwork:
+        model = self._model()
+        if model is None:
+            raise RuntimeError("the model of this graphed encoder is gone")
+        return model
 
     def __call__(self, frames: torch.Tensor) -> tuple[torch.Tensor, QueryFeatures]:
         if not torch.is_inference_mode_enabled() or self.model.training or frames.device.type != "cuda":

@@ -69,6 +69,7 @@ class MemoryNetwork(nn.Module):
         super().__init__()
         config = with_input_normalisation(config)  # input_mean / input_std filled in
         self.config = config
+        self.prepared_for_prediction = False  # `for_prediction` done: prediction's own, never trained again
         self.encoder = build_encoder(config.encoder, 3, config.encoder_weights)
         c4, c8, c16 = skip_channels(self.encoder)
         self.key_projection = nn.Conv2d(c16, config.key_dim, 3, padding=1)
@@ -236,6 +237,7 @@ class MemoryNetwork(nn.Module):
         fold_batch_norms(self.encoder, torch.rand(1, 3, 64, 64, device=device))
         fold_batch_norms(self.value_encoder, torch.rand(1, 5, 64, 64, device=device))
         self.config = dataclasses.replace(self.config, channels_last=True)
+        self.prepared_for_prediction = True  # its weights stay where they are now (CUDA graphs read them there)
         return self.to(memory_format=torch.channels_last)
 
     def _normalise(self, frames: torch.Tensor) -> torch.Tensor:
