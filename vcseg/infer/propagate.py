@@ -26,8 +26,8 @@ import torch
 
 from vcseg.errors import VcsegError
 from vcseg.infer.engine import InferenceEngine
-from vcseg.infer.graphs import graphed_key_encoder
 from vcseg.infer.geometry import Geometry, from_network, plan_geometry, to_network
+from vcseg.infer.graphs import graphed_key_encoder
 from vcseg.infer.models import ModelSource, inference_models
 from vcseg.infer.objects import impose_masks
 from vcseg.infer.options import PredictOptions

@@ -237,7 +237,7 @@ class MemoryNetwork(nn.Module):
         fold_batch_norms(self.encoder, torch.rand(1, 3, 64, 64, device=device))
         fold_batch_norms(self.value_encoder, torch.rand(1, 5, 64, 64, device=device))
         self.config = dataclasses.replace(self.config, channels_last=True)
-        self.prepared_for_prediction = True  # its weights stay where they are now (CUDA graphs read them there)
+        self.prepared_for_prediction = True  # prediction's own: CUDA graphs may capture its weights in place
         return self.to(memory_format=torch.channels_last)
 
     def _normalise(self, frames: torch.Tensor) -> torch.Tensor:
